@@ -1,0 +1,12 @@
+//! Python's `multiprocessing`, done right in Rust.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub(crate) mod segment;
+pub mod shared;
+pub mod sync;
+pub(crate) mod sys;
+
+pub use segment::{DEFAULT_DIR, DIR_ENV, MAX_NAME_LEN, Name, SharedMemory, ShmError, unlink};
+pub use shared::*;
+pub use sync::*;

@@ -1,0 +1,18 @@
+//! Cross-process synchronisation: [`Mutex`], [`RLock`], [`Semaphore`],
+//! [`BoundedSemaphore`], [`Event`], [`Condition`] and [`Barrier`].
+//!
+//! Every primitive lives in a segment, is named (`create`/`open`) or
+//! anonymous (`new`, handed to children in their start argument), and every
+//! blocking call has `try_` and `_timeout` forms. Locks are robust pthread
+//! mutexes that report a dead owner; everything else sleeps on futexes in
+//! the shared mapping after a short spin, and wakes nobody (no system call)
+//! when nobody waits.
+
+mod error;
+mod mutex;
+pub(crate) mod raw;
+pub(crate) mod wait;
+
+pub use error::{LockError, LockResult, LockTimeoutError, TryLockError};
+pub use mutex::{Lock, Mutex, MutexGuard};
+pub(crate) use mutex::{LockCtrl, init_locked, lock_timeout_with, lock_with, try_lock_with};

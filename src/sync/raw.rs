@@ -1,0 +1,101 @@
+//! The raw cross-process mutex: a robust, process-shared pthread mutex that
+//! lives inside a segment. Typed locks ([`Mutex`](super::Mutex),
+//! [`Value`](crate::Value), [`Array`](crate::Array), [`RLock`](super::RLock),
+//! [`Condition`](super::Condition)) put one in their control block and wrap
+//! it in a guard, as `lock_api` separates a raw lock from the typed data.
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::io;
+use std::time::Instant;
+
+use crate::sys::pthread::{self, Locked, RawPthreadMutex};
+
+/// A robust, process-shared mutex in shared memory.
+///
+/// Robust: when the owning thread dies (its process is killed), the next
+/// locker acquires it with [`Locked::OwnerDied`], and it is marked consistent
+/// at once, so it keeps working. Error-checking: unlocking by a thread that
+/// does not hold it fails with `EPERM` instead of corrupting it, which makes
+/// [`RawMutex::unlock`] safe.
+#[repr(C)]
+pub(crate) struct RawMutex {
+    m: UnsafeCell<RawPthreadMutex>,
+}
+
+// SAFETY: a pthread mutex is designed to be used from many threads (and,
+// being process-shared, many processes) at once; all access goes through
+// pthread calls.
+unsafe impl Sync for RawMutex {}
+
+/// How many `try_lock`s `lock` makes before it sleeps in the kernel. A lock
+/// held for a few instructions is usually free again within this window,
+/// and a sleep/wake pair costs microseconds.
+const SPIN_TRIES: u32 = 40;
+
+impl RawMutex {
+    /// Initialises a mutex in zeroed, not yet shared memory.
+    pub(crate) fn init(this: *mut RawMutex, recursive: bool) -> io::Result<()> {
+        // SAFETY: `this` points to a zeroed control block in a segment that
+        // no other process can see yet (the caller is `Object::create`'s
+        // initialiser); `RawMutex` is `repr(C)` around the pthread type.
+        unsafe { pthread::init(this.cast::<RawPthreadMutex>(), recursive) }
+    }
+
+    fn ptr(&self) -> *mut RawPthreadMutex {
+        self.m.get()
+    }
+
+    /// Blocks until acquired.
+    #[inline]
+    pub(crate) fn lock(&self) -> Locked {
+        // SAFETY (all calls below): `self` lives in a segment whose creator
+        // initialised it with `init` before publishing it.
+        match unsafe { pthread::try_lock(self.ptr()) } {
+            Locked::Busy => self.lock_slow(),
+            other => other,
+        }
+    }
+
+    #[cold]
+    fn lock_slow(&self) -> Locked {
+        for _ in 0..SPIN_TRIES {
+            std::hint::spin_loop();
+            // SAFETY: as in `lock`.
+            match unsafe { pthread::try_lock(self.ptr()) } {
+                Locked::Busy => {}
+                other => return other,
+            }
+        }
+        // SAFETY: as in `lock`.
+        unsafe { pthread::lock(self.ptr()) }
+    }
+
+    /// Acquires it if it is free.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Locked {
+        // SAFETY: as in `lock`.
+        unsafe { pthread::try_lock(self.ptr()) }
+    }
+
+    /// Blocks until acquired or `deadline` passes (`None`: no deadline).
+    pub(crate) fn lock_until(&self, deadline: Option<Instant>) -> Locked {
+        match deadline {
+            None => self.lock(),
+            Some(d) => match self.try_lock() {
+                // SAFETY: as in `lock`.
+                Locked::Busy => unsafe { pthread::lock_until(self.ptr(), d) },
+                other => other,
+            },
+        }
+    }
+
+    /// Releases it. Fails with `EPERM` when the calling thread is not the
+    /// owner (for a recursive mutex: owner with a count of zero).
+    #[inline]
+    pub(crate) fn unlock(&self) -> io::Result<()> {
+        // SAFETY: as in `lock`; an error-checking or recursive robust mutex
+        // verifies ownership itself.
+        unsafe { pthread::unlock(self.ptr()) }
+    }
+}

@@ -1,0 +1,58 @@
+//! Sleeping on a futex word with a short spin first, and waking sleepers
+//! without a system call when there are none.
+//!
+//! Each primitive keeps a `waiters` count next to the word it sleeps on.
+//! A sleeper increments it before the futex wait and decrements it after;
+//! a waker calls `FUTEX_WAKE` only when the count is non-zero. Both sides
+//! use `SeqCst`, so either the waker sees the sleeper's increment, or the
+//! sleeper's futex wait sees the waker's change to the word and returns at
+//! once: no lost wake-up. A sleeper killed while asleep leaves the count one
+//! too high, which costs later wakers a harmless system call, never a hang.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::sys::futex::{self, Wake};
+
+/// Spin iterations before sleeping.
+const SPINS: u32 = 100;
+
+/// `now + timeout`, or `None` (no deadline) when that overflows.
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Whether the deadline has passed.
+pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// Waits while `word == expected`: spins briefly, then sleeps until woken,
+/// the word changes, or `deadline` passes. Returns `false` only on timeout.
+/// May return `true` spuriously: callers re-check their condition.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, waiters: &AtomicU32, deadline: Option<Instant>) -> bool {
+    for _ in 0..SPINS {
+        if word.load(Ordering::Acquire) != expected {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    let timeout = match deadline {
+        None => None,
+        Some(d) => match d.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => return false,
+        },
+    };
+    waiters.fetch_add(1, Ordering::SeqCst);
+    let woke = futex::wait(word, expected, timeout);
+    waiters.fetch_sub(1, Ordering::SeqCst);
+    woke == Wake::Retry
+}
+
+/// Wakes up to `n` sleepers on `word`, if any are counted.
+pub(crate) fn wake(word: &AtomicU32, waiters: &AtomicU32, n: u32) {
+    if waiters.load(Ordering::SeqCst) != 0 {
+        futex::wake(word, n);
+    }
+}

@@ -1,0 +1,144 @@
+//! Robust, process-shared pthread mutexes living in shared mappings.
+//!
+//! These functions take raw pointers because the mutex lives in memory that
+//! other processes share; the typed layer (`sync::raw`) owns the pointer and
+//! upholds the contracts below.
+
+use std::io;
+use std::time::Instant;
+
+use super::conv::ret_pthread;
+
+/// The in-memory mutex type, as the platform lays it out.
+pub(crate) type RawPthreadMutex = libc::pthread_mutex_t;
+
+unsafe extern "C" {
+    // glibc ≥ 2.30 and musl ≥ 1.2.? provide it; libc does not bind it yet.
+    fn pthread_mutex_clocklock(
+        mutex: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// What a lock attempt found.
+#[derive(Debug)]
+pub(crate) enum Locked {
+    /// Acquired normally.
+    Yes,
+    /// Acquired, but the previous owner died holding it; the mutex was marked
+    /// consistent again.
+    OwnerDied,
+    /// Not acquired: held by someone else (try) or the deadline passed (timed).
+    Busy,
+    /// Not acquired: the mutex is unusable (an owner died and nobody
+    /// recovered it) or its memory is not a valid mutex.
+    Unusable(io::Error),
+}
+
+/// Initialises a robust, process-shared mutex at `m` (recursive if asked).
+///
+/// # Safety
+///
+/// `m` must point to writable memory of `size_of::<RawPthreadMutex>()` bytes,
+/// suitably aligned, that no thread uses as a mutex during the call.
+pub(crate) unsafe fn init(m: *mut RawPthreadMutex, recursive: bool) -> io::Result<()> {
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    // SAFETY: `attr` is local, initialised by pthread_mutexattr_init before
+    // any other use and destroyed before it goes out of scope. The caller
+    // guarantees `m` is valid for initialisation.
+    unsafe {
+        ret_pthread(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+        let a = attr.as_mut_ptr();
+        let kind = if recursive { libc::PTHREAD_MUTEX_RECURSIVE } else { libc::PTHREAD_MUTEX_ERRORCHECK };
+        let r = ret_pthread(libc::pthread_mutexattr_setpshared(a, libc::PTHREAD_PROCESS_SHARED))
+            .and_then(|()| ret_pthread(libc::pthread_mutexattr_setrobust(a, libc::PTHREAD_MUTEX_ROBUST)))
+            .and_then(|()| ret_pthread(libc::pthread_mutexattr_settype(a, kind)))
+            .and_then(|()| ret_pthread(libc::pthread_mutex_init(m, a)));
+        libc::pthread_mutexattr_destroy(a);
+        r
+    }
+}
+
+fn classify(m: *mut RawPthreadMutex, r: libc::c_int) -> Locked {
+    match r {
+        0 => Locked::Yes,
+        libc::EOWNERDEAD => {
+            // SAFETY: we now own `m` (EOWNERDEAD hands over the lock), which
+            // the caller of lock/try_lock/lock_until guaranteed is valid.
+            match ret_pthread(unsafe { libc::pthread_mutex_consistent(m) }) {
+                Ok(()) => Locked::OwnerDied,
+                Err(e) => Locked::Unusable(e),
+            }
+        }
+        libc::EBUSY | libc::ETIMEDOUT => Locked::Busy,
+        e => Locked::Unusable(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// `pthread_mutex_lock`, recovering from a dead owner.
+///
+/// # Safety
+///
+/// `m` must point to a mutex initialised by [`init`] in a live mapping.
+#[inline]
+pub(crate) unsafe fn lock(m: *mut RawPthreadMutex) -> Locked {
+    // SAFETY: the caller guarantees `m` is an initialised mutex.
+    let r = unsafe { libc::pthread_mutex_lock(m) };
+    if r == 0 { Locked::Yes } else { classify(m, r) }
+}
+
+/// `pthread_mutex_trylock`, recovering from a dead owner.
+///
+/// # Safety
+///
+/// As for [`lock`].
+#[inline]
+pub(crate) unsafe fn try_lock(m: *mut RawPthreadMutex) -> Locked {
+    // SAFETY: the caller guarantees `m` is an initialised mutex.
+    let r = unsafe { libc::pthread_mutex_trylock(m) };
+    if r == 0 { Locked::Yes } else { classify(m, r) }
+}
+
+/// `pthread_mutex_clocklock(CLOCK_MONOTONIC)` until `deadline`.
+///
+/// # Safety
+///
+/// As for [`lock`].
+pub(crate) unsafe fn lock_until(m: *mut RawPthreadMutex, deadline: Instant) -> Locked {
+    let ts = monotonic_timespec(deadline);
+    // SAFETY: the caller guarantees `m` is an initialised mutex; `ts` lives
+    // across the call.
+    let r = unsafe { pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &ts) };
+    classify(m, r)
+}
+
+/// `pthread_mutex_unlock`. Fails with `EPERM` when the calling thread does
+/// not own the mutex.
+///
+/// # Safety
+///
+/// As for [`lock`].
+#[inline]
+pub(crate) unsafe fn unlock(m: *mut RawPthreadMutex) -> io::Result<()> {
+    // SAFETY: the caller guarantees `m` is an initialised mutex.
+    ret_pthread(unsafe { libc::pthread_mutex_unlock(m) })
+}
+
+/// Converts an [`Instant`] into an absolute CLOCK_MONOTONIC timespec.
+///
+/// `Instant` is CLOCK_MONOTONIC on Linux, but opaque; we measure the distance
+/// from now and add it to a fresh reading of the clock.
+pub(crate) fn monotonic_timespec(deadline: Instant) -> libc::timespec {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec to write; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let mut sec = now.tv_sec.saturating_add(left.as_secs().min(i32::MAX as u64) as libc::time_t);
+    let mut nsec = now.tv_nsec + left.subsec_nanos() as libc::c_long;
+    if nsec >= 1_000_000_000 {
+        nsec -= 1_000_000_000;
+        sec = sec.saturating_add(1);
+    }
+    libc::timespec { tv_sec: sec, tv_nsec: nsec }
+}
