@@ -2,11 +2,13 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod process;
 pub(crate) mod segment;
 pub mod shared;
 pub mod sync;
 pub(crate) mod sys;
 
+pub use process::{Process, ProcessError, StartMethod, init};
 pub use segment::{DEFAULT_DIR, DIR_ENV, MAX_NAME_LEN, Name, SharedMemory, ShmError, unlink};
 pub use shared::*;
 pub use sync::*;

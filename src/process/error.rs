@@ -38,9 +38,9 @@ pub enum ProcessError {
     /// the executable itself, for instance in a library loaded with `dlopen`,
     /// so a re-executed copy of the program could not find it.
     TargetNotInExecutable,
-    /// The argument could not be serialised for a spawned child, for
-    /// instance because it holds an anonymous object outside a start argument
-    /// or a type serde cannot encode. The text is the codec's message.
+    /// The argument could not be serialised for a spawned child: a
+    /// `Serialize` impl failed (the text is its message), or postcard cannot
+    /// encode the type (`#[serde(flatten)]`, say; the text is postcard's).
     Encode(String),
     /// The spawned child ended without reaching its entry point: the program
     /// does not call [`init`](crate::init) first thing in `main` (or, in a

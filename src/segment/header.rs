@@ -161,7 +161,8 @@ impl Shape {
     fn describe(&self, count: Option<usize>) -> String {
         let k = self.kind.name();
         match (self.kind, count) {
-            (Kind::Raw, _) => k.to_string(),
+            (Kind::Raw, Some(n)) => format!("{k} of {n} bytes"),
+            (Kind::Raw, None) => k.to_string(),
             (Kind::Array, Some(n)) => format!("{k}<{}> of {n}", self.elem.name()),
             (Kind::Value | Kind::Mutex | Kind::Array, _) => format!("{k}<{}>", self.elem.name()),
             _ => k.to_string(),
@@ -220,7 +221,8 @@ impl Header {
     }
 
     fn found_kind_name(&self) -> String {
-        Kind::from_u32(self.u32_at(16)).map_or_else(|| format!("an unknown kind (#{})", self.u32_at(16)), |k| k.name().into())
+        Kind::from_u32(self.u32_at(16))
+            .map_or_else(|| format!("an unknown kind (#{})", self.u32_at(16)), |k| k.name().into())
     }
 
     /// Checks this header against what the caller expects. On success gives
@@ -230,10 +232,7 @@ impl Header {
     pub(crate) fn check(&self, shape: &Shape) -> Result<Result<(usize, usize), String>, (String, String)> {
         let version = self.u32_at(8);
         if version != VERSION {
-            return Err((
-                format!("format version {VERSION}"),
-                format!("format version {version}"),
-            ));
+            return Err((format!("format version {VERSION}"), format!("format version {version}")));
         }
         let abi = self.u32_at(20);
         if abi != abi_tag() {
@@ -249,20 +248,37 @@ impl Header {
         let count = self.u64_at(32);
         let found = Shape { kind, elem, ctrl_size: shape.ctrl_size, count: usize::try_from(count).ok() };
         if kind != shape.kind || elem != shape.elem {
-            return Err((shape.describe(shape.count), found.describe(found.count)));
+            let (expected, got) = (shape.describe(shape.count), found.describe(found.count));
+            if expected != got {
+                return Err((expected, got));
+            }
+            // Same names, other layout (a type name cut at 48 bytes, or a
+            // lying header): show what differs.
+            return Err((
+                format!("{expected} with elements {:?}", shape.elem),
+                format!("{got} with elements {elem:?}"),
+            ));
         }
         let Ok(count) = usize::try_from(count) else {
             return Ok(Err(format!("element count {count} does not fit in memory")));
         };
         if let Some(want) = shape.count {
             if want != count {
-                return Err((shape.describe(Some(want)), found.describe(Some(count))));
+                if matches!(kind, Kind::Raw | Kind::Array) {
+                    return Err((shape.describe(Some(want)), found.describe(Some(count))));
+                }
+                // Other kinds always hold the same count: this one lies.
+                return Ok(Err(format!("element count {count}, but a {} holds {want}", shape.describe(None))));
             }
         }
         let data_len = self.u64_at(40);
-        let Some(expected_len) = shape.data_len(count) else {
+        let Some(expected_len) = shape.data_len(count).filter(|&l| l <= isize::MAX as usize - DATA_OFFSET) else {
             return Ok(Err(format!("element count {count} overflows the address space")));
         };
+        if expected_len == 0 {
+            // `create` refuses this (`SharedMemory::len` is never 0).
+            return Ok(Err("element count 0: the segment holds no data".to_string()));
+        }
         if data_len != expected_len as u64 {
             return Ok(Err(format!("data length {data_len} does not match {count} elements ({expected_len} bytes)")));
         }

@@ -29,7 +29,12 @@ use crate::sys::{self, Pid, fs, memfd, mman::Mapping};
 use header::{DATA_OFFSET, Header, STATE_CREATING, STATE_OFFSET, STATE_READY, Shape};
 
 /// How long an opener waits for a creator to finish initialising.
-pub(crate) const OPEN_WAIT: Duration = Duration::from_secs(1);
+///
+/// Under `cargo fuzz` (which builds every crate with `--cfg fuzzing`) the
+/// wait is 2 ms, so that the many blank or half-created inputs a fuzzer
+/// makes are not a second each; the waiting path is the same.
+#[allow(unexpected_cfgs)]
+pub(crate) const OPEN_WAIT: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } else { Duration::from_secs(1) };
 
 /// A mapped segment whose header has been written (by us) or validated (when
 /// opened). The values cached here were checked once; the header in shared
@@ -63,20 +68,20 @@ impl Segment {
         init: impl FnOnce(*mut u8) -> io::Result<()>,
     ) -> Result<Segment, ShmError> {
         let shown = display(name.as_ref());
-        let data_len = shape
-            .data_len(count)
-            .filter(|&l| l > 0 && l <= isize::MAX as usize - DATA_OFFSET)
-            .ok_or_else(|| ShmError::InvalidSize {
-                reason: if count == 0 && shape.ctrl_size == 0 {
-                    "size 0: a segment must hold at least one byte".to_string()
-                } else {
-                    format!("{count} elements of {} bytes do not fit in memory", shape.elem.size)
-                },
+        let data_len =
+            shape.data_len(count).filter(|&l| l > 0 && l <= isize::MAX as usize - DATA_OFFSET).ok_or_else(|| {
+                ShmError::InvalidSize {
+                    reason: if count == 0 && shape.ctrl_size == 0 {
+                        "size 0: a segment must hold at least one byte".to_string()
+                    } else {
+                        format!("{count} elements of {} bytes do not fit in memory", shape.elem.size)
+                    },
+                }
             })?;
         let (fd, dir) = match &name {
             Some(n) => {
                 check_name(n)?;
-                let dir = fs::open_dir(n.dir()).map_err(|e| ShmError::io(&n.dir().display().to_string(), "open directory", e))?;
+                let dir = open_dir(n)?;
                 let fd = fs::open_at(dir.as_fd(), n.as_str(), true).map_err(|e| ShmError::io(&shown, "create", e))?;
                 (fd, Some(dir))
             }
@@ -112,7 +117,7 @@ impl Segment {
     pub(crate) fn open(name: Name, shape: &Shape) -> Result<Segment, ShmError> {
         check_name(&name)?;
         let shown = name.to_string();
-        let dir = fs::open_dir(name.dir()).map_err(|e| ShmError::io(&name.dir().display().to_string(), "open directory", e))?;
+        let dir = open_dir(&name)?;
         let fd = fs::open_at(dir.as_fd(), name.as_str(), false).map_err(|e| ShmError::io(&shown, "open", e))?;
         let info = fs::stat(fd.as_fd()).map_err(|e| ShmError::io(&shown, "stat", e))?;
         if !info.is_regular {
@@ -156,15 +161,18 @@ impl Segment {
         let shown = display(name.as_ref());
         let start = Instant::now();
         let (count, data_len) = loop {
-            let size = fs::stat(fd.as_fd()).map_err(|e| ShmError::io(&shown, "stat", e))?.size;
             let mut header = Header { bytes: [0; DATA_OFFSET] };
-            let got = fs::read_at(fd.as_fd(), &mut header.bytes, 0).map_err(|e| ShmError::io(&shown, "read header", e))?;
-            let waiting = if header.is_blank() {
+            let got =
+                fs::read_at(fd.as_fd(), &mut header.bytes, 0).map_err(|e| ShmError::io(&shown, "read header", e))?;
+            let waiting = if got > 0 && got < DATA_OFFSET {
+                // A creator sizes the file (to more than a header) before it
+                // writes anything, so a short file is never one at work.
+                return Err(ShmError::corrupt(&shown, format!("truncated to {got} bytes, shorter than a header")));
+            } else if header.is_blank() {
                 // Created, not yet sized or written: the creator is at work.
                 true
             } else if !header.magic_ok() {
-                let what = if got < DATA_OFFSET { format!("truncated to {size} bytes") } else { "no segment header".into() };
-                return Err(ShmError::corrupt(&shown, what));
+                return Err(ShmError::corrupt(&shown, "no segment header"));
             } else {
                 match header.check(shape) {
                     Err((expected, found)) => return Err(ShmError::Mismatch { name: shown, expected, found }),
@@ -181,7 +189,11 @@ impl Segment {
             }
             std::thread::sleep(Duration::from_micros(500));
         };
-        let total = DATA_OFFSET + data_len;
+        // `Header::check` bounds the length; checked anyway, since a wrap
+        // here would map less than `count` promises.
+        let Some(total) = DATA_OFFSET.checked_add(data_len) else {
+            return Err(ShmError::corrupt(&shown, format!("data length {data_len} overflows the address space")));
+        };
         let size = fs::stat(fd.as_fd()).map_err(|e| ShmError::io(&shown, "stat", e))?.size;
         if size < total as u64 {
             return Err(ShmError::corrupt(&shown, format!("truncated: {size} bytes, the header needs {total}")));
@@ -252,6 +264,24 @@ impl Segment {
     }
 }
 
+/// Opens the directory of `n`. A symbolic link there is refused (the open
+/// uses `O_NOFOLLOW`, which Linux reports as `ENOTDIR` for a directory), and
+/// the error says so rather than "not a directory".
+fn open_dir(n: &Name) -> Result<OwnedFd, ShmError> {
+    fs::open_dir(n.dir()).map_err(|e| {
+        let shown = n.dir().display().to_string();
+        let is_link = std::fs::symlink_metadata(n.dir()).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link && matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) {
+            ShmError::PermissionDenied {
+                name: shown,
+                reason: "the directory is a symbolic link, which is never followed".into(),
+            }
+        } else {
+            ShmError::io(&shown, "open directory", e)
+        }
+    })
+}
+
 fn check_name(n: &Name) -> Result<(), ShmError> {
     match n.problem() {
         Some(reason) => Err(ShmError::InvalidName { name: n.as_str().to_string(), reason }),
@@ -263,6 +293,6 @@ fn check_name(n: &Name) -> Result<(), ShmError> {
 pub fn unlink(name: impl Into<Name>) -> Result<(), ShmError> {
     let n = name.into();
     check_name(&n)?;
-    let dir = fs::open_dir(n.dir()).map_err(|e| ShmError::io(&n.dir().display().to_string(), "open directory", e))?;
+    let dir = open_dir(&n)?;
     fs::unlink_at(dir.as_fd(), n.as_str()).map_err(|e| ShmError::io(&n.to_string(), "unlink", e))
 }

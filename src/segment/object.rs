@@ -8,6 +8,7 @@
 
 use std::io;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use super::header::{Kind, Shape, TypeDesc};
 use super::{Name, Segment, ShmError};
@@ -27,9 +28,18 @@ pub(crate) unsafe trait Control: Sync + Sized {
 }
 
 /// A segment holding a `C` and `count` elements of `E`.
+///
+/// Cloning makes another handle to the same mapping, like copying a
+/// reference to a Python object: both see the same shared data.
 pub(crate) struct Object<C, E = ()> {
-    seg: Segment,
+    seg: Arc<Segment>,
     _types: PhantomData<(C, E)>,
+}
+
+impl<C, E> Clone for Object<C, E> {
+    fn clone(&self) -> Self {
+        Object { seg: Arc::clone(&self.seg), _types: PhantomData }
+    }
 }
 
 // SAFETY: an Object owns its mapping; the control block is `Sync` by the
@@ -55,12 +65,12 @@ impl<C: Control, E> Object<C, E> {
         let shape = Self::shape(Some(count));
         let offset = shape.elems_offset();
         let seg = Segment::create(name, &shape, count, |data| init(data.cast(), data.wrapping_add(offset).cast()))?;
-        Ok(Object { seg, _types: PhantomData })
+        Ok(Object { seg: Arc::new(seg), _types: PhantomData })
     }
 
     /// Opens a named object; `count` is checked when given.
     pub(crate) fn open(name: Name, count: Option<usize>) -> Result<Self, ShmError> {
-        Ok(Object { seg: Segment::open(name, &Self::shape(count))?, _types: PhantomData })
+        Ok(Object { seg: Arc::new(Segment::open(name, &Self::shape(count))?), _types: PhantomData })
     }
 
     /// Opens the named object, or creates it with `init`.
@@ -71,8 +81,9 @@ impl<C: Control, E> Object<C, E> {
     ) -> Result<Self, ShmError> {
         let shape = Self::shape(Some(count));
         let offset = shape.elems_offset();
-        let seg = Segment::open_or_create(name, &shape, count, |data| init(data.cast(), data.wrapping_add(offset).cast()))?;
-        Ok(Object { seg, _types: PhantomData })
+        let seg =
+            Segment::open_or_create(name, &shape, count, |data| init(data.cast(), data.wrapping_add(offset).cast()))?;
+        Ok(Object { seg: Arc::new(seg), _types: PhantomData })
     }
 
     /// The control block.
@@ -112,7 +123,7 @@ impl<C: Control, E> Object<C, E> {
 
     /// Reopens the object in a child.
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Object { seg: Segment::deserialize(d, &Self::shape(None))?, _types: PhantomData })
+        Ok(Object { seg: Arc::new(Segment::deserialize(d, &Self::shape(None))?), _types: PhantomData })
     }
 }
 
@@ -135,6 +146,13 @@ macro_rules! shared_object {
             /// is already gone or the object is anonymous.
             pub fn unlink(&self) -> Result<(), $crate::ShmError> {
                 self.obj.unlink()
+            }
+        }
+
+        /// Another handle to the same shared object (not a copy of the data).
+        impl $(<$($g $(: $b)?),*>)? Clone for $ty $(<$($g),*>)? {
+            fn clone(&self) -> Self {
+                $ty { obj: self.obj.clone() }
             }
         }
 

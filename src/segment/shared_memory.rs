@@ -2,6 +2,7 @@
 #![allow(unsafe_code)]
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -17,6 +18,7 @@ use super::{Name, Segment, ShmError};
 /// child processes as part of their start argument). Dropping a handle
 /// unmaps it; the name stays until [`unlink`](Self::unlink), as in Python.
 ///
+/// Cloning a `SharedMemory` makes another handle to the same mapping.
 /// New segments are zero-filled. The data is 128-byte aligned, so it can be
 /// viewed as a slice of any [`bytemuck::Pod`] type.
 ///
@@ -39,8 +41,9 @@ use super::{Name, Segment, ShmError};
 /// assert_eq!(data.iter().sum::<i32>(), 4950);
 /// # Ok::<(), multiproc::ShmError>(())
 /// ```
+#[derive(Clone)]
 pub struct SharedMemory {
-    seg: Segment,
+    seg: Arc<Segment>,
 }
 
 fn shape(count: Option<usize>) -> Shape {
@@ -60,7 +63,7 @@ impl SharedMemory {
     /// [`ShmError::InvalidName`], [`ShmError::InvalidSize`] for size 0, and
     /// OS errors.
     pub fn create(name: impl Into<Name>, size: usize) -> Result<SharedMemory, ShmError> {
-        Ok(SharedMemory { seg: Segment::create(Some(name.into()), &shape(Some(size)), size, no_init)? })
+        Ok(SharedMemory { seg: Arc::new(Segment::create(Some(name.into()), &shape(Some(size)), size, no_init)?) })
     }
 
     /// Opens an existing named segment; its size is the one it was created
@@ -72,7 +75,7 @@ impl SharedMemory {
     /// another kind of object, [`ShmError::Corrupt`] if the file is not a
     /// valid segment, [`ShmError::NotReady`] if its creator did not finish.
     pub fn open(name: impl Into<Name>) -> Result<SharedMemory, ShmError> {
-        Ok(SharedMemory { seg: Segment::open(name.into(), &shape(None))? })
+        Ok(SharedMemory { seg: Arc::new(Segment::open(name.into(), &shape(None))?) })
     }
 
     /// Opens the named segment, creating it with `size` bytes if it does not
@@ -83,7 +86,7 @@ impl SharedMemory {
     /// As [`create`](Self::create) and [`open`](Self::open); an existing
     /// segment of another size is a [`ShmError::Mismatch`].
     pub fn open_or_create(name: impl Into<Name>, size: usize) -> Result<SharedMemory, ShmError> {
-        Ok(SharedMemory { seg: Segment::open_or_create(name.into(), &shape(Some(size)), size, no_init)? })
+        Ok(SharedMemory { seg: Arc::new(Segment::open_or_create(name.into(), &shape(Some(size)), size, no_init)?) })
     }
 
     /// Creates an anonymous segment of `size` bytes (a sealed memfd): nothing
@@ -93,7 +96,7 @@ impl SharedMemory {
     ///
     /// [`ShmError::InvalidSize`] for size 0, and OS errors.
     pub fn anonymous(size: usize) -> Result<SharedMemory, ShmError> {
-        Ok(SharedMemory { seg: Segment::create(None, &shape(Some(size)), size, no_init)? })
+        Ok(SharedMemory { seg: Arc::new(Segment::create(None, &shape(Some(size)), size, no_init)?) })
     }
 
     /// The name, or `None` for an anonymous segment.
@@ -169,6 +172,6 @@ impl Serialize for SharedMemory {
 
 impl<'de> Deserialize<'de> for SharedMemory {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SharedMemory, D::Error> {
-        Ok(SharedMemory { seg: Segment::deserialize(d, &shape(None))? })
+        Ok(SharedMemory { seg: Arc::new(Segment::deserialize(d, &shape(None))?) })
     }
 }

@@ -54,12 +54,12 @@ pub(crate) fn with_incoming<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
 pub(crate) fn import(slot: u32) -> io::Result<OwnedFd> {
     INCOMING.with(|i| {
         let i = i.borrow();
-        let list = i.as_ref().ok_or_else(|| {
-            io::Error::other("an inherited object can only be received by a child's entry point")
+        let list = i
+            .as_ref()
+            .ok_or_else(|| io::Error::other("an inherited object can only be received by a child's entry point"))?;
+        let fd = list.get(slot as usize).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("no inherited descriptor in slot {slot}"))
         })?;
-        let fd = list
-            .get(slot as usize)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no inherited descriptor in slot {slot}")))?;
         fd.try_clone()
     })
 }

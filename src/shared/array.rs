@@ -154,7 +154,10 @@ impl<T: Pod> Array<T> {
     /// # Errors
     ///
     /// As [`Mutex::lock_timeout`](crate::Mutex::lock_timeout).
-    pub fn lock_timeout(&self, timeout: Duration) -> Result<MutexGuard<'_, [T]>, LockTimeoutError<MutexGuard<'_, [T]>>> {
+    pub fn lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<MutexGuard<'_, [T]>, LockTimeoutError<MutexGuard<'_, [T]>>> {
         lock_timeout_with(&self.obj.ctrl().raw, timeout, || self.guard())
     }
 

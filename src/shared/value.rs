@@ -8,8 +8,8 @@ use bytemuck::Pod;
 use crate::segment::header::Kind;
 use crate::segment::object::{Control, Object, shared_object};
 use crate::sync::{
-    LockCtrl, LockResult, LockTimeoutError, MutexGuard, TryLockError, init_locked, lock_timeout_with,
-    lock_with, try_lock_with,
+    LockCtrl, LockResult, LockTimeoutError, MutexGuard, TryLockError, init_locked, lock_timeout_with, lock_with,
+    try_lock_with,
 };
 use crate::{Name, ShmError};
 

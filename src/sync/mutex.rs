@@ -65,7 +65,11 @@ pub(crate) fn lock_timeout_with<G>(
 
 /// Initialises a lock control block and `count` copies of `fill` (or the
 /// items of `from`).
-pub(crate) fn init_locked<T: Pod, const K: u32>(ctrl: *mut LockCtrl<K>, elems: *mut T, items: &[T]) -> std::io::Result<()> {
+pub(crate) fn init_locked<T: Pod, const K: u32>(
+    ctrl: *mut LockCtrl<K>,
+    elems: *mut T,
+    items: &[T],
+) -> std::io::Result<()> {
     // SAFETY: `elems` points to room for `items.len()` elements in the new,
     // not yet shared segment (the count it was created with), aligned for T.
     unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), elems, items.len()) };
@@ -235,11 +239,6 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// The caller holds `raw`, which protects `data` (valid for `'a`).
     pub(crate) fn new(raw: &'a RawMutex, data: *mut T) -> MutexGuard<'a, T> {
         MutexGuard { raw, data, _not_send: PhantomData }
-    }
-
-    /// The raw lock this guard holds (for condition variables).
-    pub(crate) fn raw(guard: &Self) -> &'a RawMutex {
-        guard.raw
     }
 }
 

@@ -20,10 +20,7 @@ pub(crate) fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
     // SAFETY: `path` is a valid NUL-terminated string; the flags ask for a
     // new descriptor that we own.
     unsafe {
-        ret_owned_fd(libc::open(
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        ))
+        ret_owned_fd(libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC))
     }
 }
 
@@ -52,7 +49,6 @@ pub(crate) struct FileInfo {
     pub(crate) size: u64,
     pub(crate) is_regular: bool,
     pub(crate) uid: u32,
-    pub(crate) mode: u32,
 }
 
 /// `fstat(fd)`.
@@ -62,18 +58,13 @@ pub(crate) fn stat(fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
     ret(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
     // SAFETY: fstat succeeded, so it filled in the whole structure.
     let st = unsafe { st.assume_init() };
-    Ok(FileInfo {
-        size: st.st_size as u64,
-        is_regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
-        uid: st.st_uid,
-        mode: st.st_mode & 0o7777,
-    })
+    Ok(FileInfo { size: st.st_size as u64, is_regular: st.st_mode & libc::S_IFMT == libc::S_IFREG, uid: st.st_uid })
 }
 
 /// `ftruncate(fd, len)`.
 pub(crate) fn set_len(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
-    let len = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
     // SAFETY: plain syscall on an open descriptor.
     ret(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
 }
@@ -88,9 +79,7 @@ pub(crate) fn euid() -> u32 {
 pub(crate) fn read_at(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let r = unsafe {
-            libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t)
-        };
+        let r = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t) };
         if r >= 0 {
             return Ok(r as usize);
         }

@@ -27,9 +27,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
     // SAFETY: `word` is a live, aligned 32-bit atomic for the whole call, and
     // `ts_ptr` is null or points to a timespec that outlives the call. The
     // relative timeout of FUTEX_WAIT is measured on CLOCK_MONOTONIC.
-    let r = unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr, 0usize, 0u32)
-    };
+    let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr, 0usize, 0u32) };
     if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
         Wake::TimedOut
     } else {

@@ -115,7 +115,9 @@ pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result
     let deadline = std::time::Instant::now().checked_add(timeout);
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        let ms = left.map_or(-1, |l| l.as_millis().min(i32::MAX as u128) as libc::c_int + i32::from(l.subsec_nanos() % 1_000_000 != 0));
+        let ms = left.map_or(-1, |l| {
+            l.as_millis().min(i32::MAX as u128) as libc::c_int + i32::from(l.subsec_nanos() % 1_000_000 != 0)
+        });
         let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: `p` is one valid pollfd for the call.
         let r = unsafe { libc::poll(&mut p, 1, ms) };
@@ -213,4 +215,25 @@ pub(crate) fn fd_target(fd: BorrowedFd<'_>) -> io::Result<std::path::PathBuf> {
 /// An error means the number is not open.
 pub(crate) fn raw_fd_target(fd: RawFd) -> io::Result<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{fd}"))
+}
+
+/// `gettid()` — the calling thread's id, unique among the live threads of
+/// the system (of its pid namespace).
+pub(crate) fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// `kill(pid, 0)` — whether a process with id `pid` exists (a zombie
+/// counts). `pid` may come from shared memory: values that `kill` would read
+/// as a process group or "every process" (0, or above `i32::MAX`) are
+/// answered `false` without a system call.
+pub(crate) fn exists(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else { return false };
+    if p <= 0 {
+        return false;
+    }
+    // SAFETY: plain syscall with integer arguments; signal 0 only checks.
+    let r = unsafe { libc::kill(p, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }

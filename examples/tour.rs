@@ -1,0 +1,53 @@
+//! The tour: runs every example in turn and says what each one shows.
+//!
+//! Each example is also its own program (`cargo run --release --example
+//! NAME`); here they are compiled in as modules, so children started by any
+//! of them re-execute this binary, whose first act is `multiproc::init()`.
+
+#[path = "hello_process.rs"]
+mod hello_process;
+#[path = "lock_printer.rs"]
+mod lock_printer;
+#[path = "process_basics.rs"]
+mod process_basics;
+#[path = "process_square.rs"]
+mod process_square;
+#[path = "process_squares.rs"]
+mod process_squares;
+#[path = "shared_array.rs"]
+mod shared_array;
+#[path = "shared_counter.rs"]
+mod shared_counter;
+#[path = "shared_memory_sum.rs"]
+mod shared_memory_sum;
+#[path = "value_counter.rs"]
+mod value_counter;
+
+type Example = (&'static str, &'static str, fn());
+
+const EXAMPLES: &[Example] = &[
+    ("process_square", "a child process runs a plain fn with an argument", process_square::main),
+    ("hello_process", "children run in turn; the parent waits for each with join()", hello_process::main),
+    ("process_squares", "four children at once; their output may come in any order", process_squares::main),
+    ("process_basics", "children have their own pids; exit codes follow Python (0 = success)", process_basics::main),
+    ("value_counter", "a Value<i32> shared by ten processes, incremented under its lock", value_counter::main),
+    ("lock_printer", "one Lock keeps four processes' lines from interleaving", lock_printer::main),
+    ("shared_counter", "4 processes x 1,000 locked increments lose none", shared_counter::main),
+    ("shared_array", "an Array<i32> split between two processes", shared_array::main),
+    (
+        "shared_memory_sum",
+        "a named SharedMemory block viewed as [i32], filled by a child, opened by name",
+        shared_memory_sum::main,
+    ),
+];
+
+fn main() {
+    multiproc::init();
+    println!("multiproc tour: {} examples\n", EXAMPLES.len());
+    for (name, shows, run) in EXAMPLES {
+        println!("--- {name}: {shows}");
+        run();
+        println!();
+    }
+    println!("tour finished: every example ran");
+}
