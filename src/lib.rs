@@ -1,5 +1,6 @@
 //! Python's `multiprocessing`, done right in Rust.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod process;

@@ -135,6 +135,12 @@ pub(crate) fn abi_tag() -> u32 {
     fnv1a(desc.as_bytes()) as u32
 }
 
+/// Offset of the first element after a control block of `ctrl_size` bytes.
+pub(crate) const fn elems_offset(ctrl_size: usize, elem_align: usize) -> usize {
+    let align = if elem_align == 0 { 1 } else { elem_align };
+    ctrl_size.div_ceil(align) * align
+}
+
 /// What a caller expects to find, or creates.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Shape {
@@ -149,8 +155,7 @@ pub(crate) struct Shape {
 impl Shape {
     /// Offset of the first element from the start of the data.
     pub(crate) fn elems_offset(&self) -> usize {
-        let align = (self.elem.align as usize).max(1);
-        self.ctrl_size.div_ceil(align) * align
+        elems_offset(self.ctrl_size, self.elem.align as usize)
     }
 
     /// Data length for `count` elements, if it fits in memory.

@@ -10,7 +10,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::header::{Kind, Shape, TypeDesc};
+use super::header::{Kind, Shape, TypeDesc, elems_offset};
 use super::{Name, Segment, ShmError};
 
 /// A control block that lives in shared memory.
@@ -50,6 +50,8 @@ unsafe impl<C: Control, E: Send> Send for Object<C, E> {}
 unsafe impl<C: Control, E: Send> Sync for Object<C, E> {}
 
 impl<C: Control, E> Object<C, E> {
+    const ELEMS_OFFSET: usize = elems_offset(std::mem::size_of::<C>(), std::mem::align_of::<E>());
+
     fn shape(count: Option<usize>) -> Shape {
         assert!(std::mem::align_of::<C>() <= 128 && std::mem::align_of::<E>() <= 128);
         Shape { kind: C::KIND, elem: TypeDesc::of::<E>(), ctrl_size: std::mem::size_of::<C>(), count }
@@ -98,7 +100,7 @@ impl<C: Control, E> Object<C, E> {
     /// Pointer to the first element; `len()` elements follow.
     #[inline]
     pub(crate) fn elems(&self) -> *mut E {
-        self.seg.data().wrapping_add(Self::shape(None).elems_offset()).cast()
+        self.seg.data().wrapping_add(Self::ELEMS_OFFSET).cast()
     }
 
     /// Number of elements.
