@@ -8,11 +8,24 @@
 //! the shared mapping after a short spin, and wakes nobody (no system call)
 //! when nobody waits.
 
+mod barrier;
+mod condition;
 mod error;
+mod event;
 mod mutex;
 pub(crate) mod raw;
+mod rlock;
+mod semaphore;
 pub(crate) mod wait;
 
+pub use barrier::Barrier;
+pub use condition::{Condition, ConditionGuard, WaitTimeoutResult};
+pub use error::{
+    BrokenBarrierError, BrokenCause, ConditionWaitError, NotifyError, ReleaseError, SemaphoreReleaseError,
+};
 pub use error::{LockError, LockResult, LockTimeoutError, TryLockError};
+pub use event::Event;
 pub use mutex::{Lock, Mutex, MutexGuard};
 pub(crate) use mutex::{LockCtrl, init_locked, lock_timeout_with, lock_with, try_lock_with};
+pub use rlock::{RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, Semaphore};

@@ -49,8 +49,9 @@ impl RawMutex {
     /// Blocks until acquired.
     #[inline]
     pub(crate) fn lock(&self) -> Locked {
-        // SAFETY (all calls below): `self` lives in a segment whose creator
-        // initialised it with `init` before publishing it.
+        // SAFETY: `self` lives in a segment whose creator initialised it
+        // with `init` before publishing it (the same holds for every call
+        // below).
         match unsafe { pthread::try_lock(self.ptr()) } {
             Locked::Busy => self.lock_slow(),
             other => other,
