@@ -3,12 +3,14 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod channel;
 pub mod process;
 pub(crate) mod segment;
 pub mod shared;
 pub mod sync;
 pub(crate) mod sys;
 
+pub use channel::{JoinableQueue, Queue, SimpleQueue};
 pub use process::{Process, ProcessError, StartMethod, init};
 pub use segment::{DEFAULT_DIR, DIR_ENV, MAX_NAME_LEN, Name, SharedMemory, ShmError, unlink};
 pub use shared::*;

@@ -44,10 +44,14 @@ pub(crate) enum Kind {
     Barrier = 8,
     Value = 9,
     Array = 10,
+    Queue = 11,
+    SimpleQueue = 12,
+    JoinableQueue = 13,
+    Pipe = 14,
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 14] = [
         Kind::Raw,
         Kind::Mutex,
         Kind::RLock,
@@ -58,10 +62,20 @@ impl Kind {
         Kind::Barrier,
         Kind::Value,
         Kind::Array,
+        Kind::Queue,
+        Kind::SimpleQueue,
+        Kind::JoinableQueue,
+        Kind::Pipe,
     ];
 
     fn from_u32(v: u32) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| *k as u32 == v)
+    }
+
+    /// Whether objects of this kind are created with a size of the caller's
+    /// choosing (so a different count is a mismatch, not corruption).
+    fn has_variable_count(self) -> bool {
+        matches!(self, Kind::Raw | Kind::Array | Kind::Queue | Kind::SimpleQueue | Kind::JoinableQueue | Kind::Pipe)
     }
 
     pub(crate) fn name(self) -> &'static str {
@@ -76,6 +90,10 @@ impl Kind {
             Kind::Barrier => "Barrier",
             Kind::Value => "Value",
             Kind::Array => "Array",
+            Kind::Queue => "Queue",
+            Kind::SimpleQueue => "SimpleQueue",
+            Kind::JoinableQueue => "JoinableQueue",
+            Kind::Pipe => "Pipe",
         }
     }
 }
@@ -167,6 +185,9 @@ impl Shape {
         let k = self.kind.name();
         match (self.kind, count) {
             (Kind::Raw, Some(n)) => format!("{k} of {n} bytes"),
+            (Kind::Queue | Kind::SimpleQueue | Kind::JoinableQueue | Kind::Pipe, Some(n)) => {
+                format!("{k} with {n} bytes of buffer")
+            }
             (Kind::Raw, None) => k.to_string(),
             (Kind::Array, Some(n)) => format!("{k}<{}> of {n}", self.elem.name()),
             (Kind::Value | Kind::Mutex | Kind::Array, _) => format!("{k}<{}>", self.elem.name()),
@@ -269,7 +290,7 @@ impl Header {
         };
         if let Some(want) = shape.count {
             if want != count {
-                if matches!(kind, Kind::Raw | Kind::Array) {
+                if kind.has_variable_count() {
                     return Err((shape.describe(Some(want)), found.describe(Some(count))));
                 }
                 // Other kinds always hold the same count: this one lies.

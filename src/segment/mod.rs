@@ -217,6 +217,11 @@ impl Segment {
         self.count
     }
 
+    /// The descriptor of the segment file.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// The name, for a named segment.
     pub(crate) fn name(&self) -> Option<&Name> {
         self.name.as_ref()

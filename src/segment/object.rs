@@ -103,6 +103,11 @@ impl<C: Control, E> Object<C, E> {
         self.seg.data().wrapping_add(Self::ELEMS_OFFSET).cast()
     }
 
+    /// The segment's descriptor (for byte locks that track holders).
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.seg.fd()
+    }
+
     /// Number of elements.
     pub(crate) fn len(&self) -> usize {
         self.seg.count()

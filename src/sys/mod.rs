@@ -14,6 +14,7 @@
 pub(crate) mod conv;
 pub(crate) mod fs;
 pub(crate) mod futex;
+pub(crate) mod lock;
 pub(crate) mod memfd;
 pub(crate) mod mman;
 pub(crate) mod process;

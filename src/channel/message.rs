@@ -1,0 +1,109 @@
+//! How typed messages become bytes.
+//!
+//! Every serde type is a [`Message`], encoded with postcard (a compact
+//! binary format). A [`bytemuck::Pod`] type wrapped in [`Plain`] travels as
+//! its raw bytes instead, with no encoding step at all.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A value that can travel through a channel.
+///
+/// Implemented for every `Serialize + DeserializeOwned` type and for
+/// [`Plain<T>`] with `T: bytemuck::Pod`. Decoding sees bytes another process
+/// wrote, so it rejects anything that is not a valid `Self` with an error,
+/// never a panic.
+pub trait Message: Sized {
+    /// Appends the encoding of `self` to `out`.
+    ///
+    /// # Errors
+    ///
+    /// A message saying why `self` cannot be encoded.
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String>;
+
+    /// Decodes one message.
+    ///
+    /// # Errors
+    ///
+    /// A message saying why `bytes` are not a `Self`.
+    fn decode(bytes: &[u8]) -> Result<Self, String>;
+
+    /// The bytes of `self` as they are, when no encoding step is needed
+    /// (they are then written to the channel directly).
+    fn as_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// Serde types go through postcard (varints, no padding).
+///
+/// # Examples
+///
+/// ```
+/// use multiproc::channel::Message;
+///
+/// let mut bytes = Vec::new();
+/// ("job".to_string(), 7u32).encode(&mut bytes).unwrap();
+/// assert_eq!(<(String, u32)>::decode(&bytes).unwrap(), ("job".to_string(), 7));
+/// assert!(<(String, u32)>::decode(&bytes[..2]).is_err());
+/// ```
+impl<T: Serialize + DeserializeOwned> Message for T {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        let start = out.len();
+        match postcard::to_extend(self, std::mem::take(out)) {
+            Ok(v) => {
+                *out = v;
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<T, String> {
+        match postcard::take_from_bytes(bytes) {
+            Ok((v, [])) => Ok(v),
+            Ok((_, rest)) => Err(format!("{} bytes left over after the message", rest.len())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A plain-old-data value sent as its raw bytes: no encoding, no
+/// allocation. A received message of the wrong size is an error.
+///
+/// # Examples
+///
+/// ```
+/// use multiproc::channel::{Message, Plain};
+///
+/// assert_eq!(Plain(1u32).as_bytes(), Some(&[1u8, 0, 0, 0][..]));
+/// assert_eq!(Plain::<u32>::decode(&[2, 0, 0, 0]).unwrap(), Plain(2));
+/// assert!(Plain::<u32>::decode(&[2, 0]).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Plain<T>(pub T);
+
+impl<T: bytemuck::Pod> Message for Plain<T> {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        out.extend_from_slice(bytemuck::bytes_of(&self.0));
+        Ok(())
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        bytemuck::try_pod_read_unaligned(bytes).map(Plain).map_err(|_| {
+            format!(
+                "a message of {} bytes is not a {} ({} bytes)",
+                bytes.len(),
+                std::any::type_name::<T>(),
+                std::mem::size_of::<T>()
+            )
+        })
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(bytemuck::bytes_of(&self.0))
+    }
+}

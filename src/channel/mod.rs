@@ -1,0 +1,12 @@
+//! Channels on shared-memory ring buffers.
+mod err;
+mod message;
+pub(crate) mod peers;
+mod queue;
+pub(crate) mod ring;
+
+pub use err::{Failure, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use message::{Message, Plain};
+pub use queue::{
+    DEFAULT_CAPACITY, Iter, JoinableQueue, MAX_CAPACITY, Queue, ReadView, SimpleQueue, TaskDoneError, WriteSlot,
+};

@@ -1,0 +1,50 @@
+//! Which processes still hold a side of a channel.
+//!
+//! A process that holds a side (the writers of a queue, one end of a pipe)
+//! keeps a shared byte lock on the channel's segment through an open file
+//! description of its own ([`Hold`]). The kernel releases the lock when the
+//! last descriptor of that description closes, which a dead process does
+//! too; [`anyone_holds`] asks the kernel whether any such lock is left. See
+//! [`crate::sys::lock`].
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::sys::lock;
+
+/// This process's hold on one side of a channel: a description with a
+/// shared lock on byte `byte` of the segment. Dropping it lets go.
+#[derive(Debug)]
+pub(crate) struct Hold {
+    fd: OwnedFd,
+}
+
+impl Hold {
+    /// Takes a hold on `byte` of the segment behind `seg`.
+    pub(crate) fn take(seg: BorrowedFd<'_>, byte: u64) -> io::Result<Hold> {
+        let fd = lock::reopen(seg)?;
+        lock::lock_shared(fd.as_fd(), byte)?;
+        Ok(Hold { fd })
+    }
+
+    /// Wraps a descriptor that already holds the lock (one inherited from
+    /// the parent, sharing its description).
+    pub(crate) fn adopt(fd: OwnedFd) -> Hold {
+        Hold { fd }
+    }
+
+    /// The descriptor, to hand to a child.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Whether any process holds `byte` of the segment behind `seg`. When the
+/// kernel cannot be asked, assumes yes: a wrong "no" would end a stream
+/// early, a wrong "yes" only delays noticing.
+pub(crate) fn anyone_holds(seg: BorrowedFd<'_>, byte: u64) -> bool {
+    match lock::reopen(seg) {
+        Ok(probe) => lock::is_locked(probe.as_fd(), byte).unwrap_or(true),
+        Err(_) => true,
+    }
+}

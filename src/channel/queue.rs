@@ -1,0 +1,900 @@
+//! [`Queue`], [`SimpleQueue`] and [`JoinableQueue`]: multi-producer,
+//! multi-consumer queues on one shared-memory ring.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::err::{Failure, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use super::message::Message;
+use super::peers::{self, Hold};
+use super::ring::{self, Line, Ring, RingCtrl, Stop};
+use crate::segment::header::Kind;
+use crate::segment::object::{Control, Object};
+use crate::sync::wait;
+use crate::{Name, ShmError};
+
+/// The byte of the segment that writers hold a lock on (see `peers`).
+const WRITER_BYTE: u64 = 0;
+
+/// Capacity of a queue when the caller has no better idea: 1 MiB.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// The largest ring a queue or pipe may have: 1 GiB.
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+#[repr(C)]
+struct Writers {
+    /// Some process has put (so an empty queue with no writers is an end).
+    seen: AtomicU32,
+    /// Hint that the last writer let go; checked with the kernel before use.
+    gone: AtomicU32,
+}
+
+#[repr(C)]
+struct Tasks {
+    /// `task_done` calls so far (JoinableQueue).
+    done: AtomicU64,
+    /// Bumped by `task_done`; `join` sleeps on it.
+    seq: AtomicU32,
+    waiters: AtomicU32,
+}
+
+#[repr(C)]
+pub(crate) struct QueueCtrl<F> {
+    ring: RingCtrl,
+    writers: Line<Writers>,
+    tasks: Line<Tasks>,
+    _flavor: PhantomData<F>,
+}
+
+/// Which public queue type a segment holds (recorded as its kind, so a
+/// `JoinableQueue` is not opened as a `Queue` by mistake).
+pub(crate) trait Flavor: Send + Sync + 'static {
+    const KIND: Kind;
+}
+
+macro_rules! flavor {
+    ($($f:ident => $k:ident),*) => {$(
+        pub(crate) struct $f;
+        impl Flavor for $f {
+            const KIND: Kind = Kind::$k;
+        }
+    )*};
+}
+flavor!(PlainFlavor => Queue, SimpleFlavor => SimpleQueue, JoinableFlavor => JoinableQueue);
+
+// SAFETY: `repr(C)` of atomics and pthread mutexes (and a zero-sized
+// marker); alignment 64.
+unsafe impl<F: Flavor> Control for QueueCtrl<F> {
+    const KIND: Kind = F::KIND;
+}
+
+/// Rounds a requested capacity to what a ring uses: a power of two between
+/// [`ring::MIN_CAPACITY`] and [`MAX_CAPACITY`].
+pub(crate) fn ring_capacity(asked: usize) -> Result<usize, ShmError> {
+    if asked > MAX_CAPACITY {
+        return Err(ShmError::InvalidSize {
+            reason: format!("capacity {asked} is above the maximum of {MAX_CAPACITY} bytes"),
+        });
+    }
+    Ok(asked.max(ring::MIN_CAPACITY).next_power_of_two())
+}
+
+/// Checks a ring size taken from an opened segment.
+pub(crate) fn check_capacity(name: Option<&str>, cap: usize) -> Result<(), ShmError> {
+    if cap.is_power_of_two() && (ring::MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) {
+        Ok(())
+    } else {
+        Err(ShmError::Corrupt {
+            name: name.unwrap_or("anonymous segment").to_string(),
+            reason: format!(
+                "ring of {cap} bytes is not a power of two between {} and {MAX_CAPACITY}",
+                ring::MIN_CAPACITY
+            ),
+        })
+    }
+}
+
+thread_local! {
+    /// Encoding buffer for serde messages, reused across calls.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One process's view of a queue; shared by the clones of a handle.
+struct Shared<F: Flavor> {
+    obj: Object<QueueCtrl<F>, u8>,
+    /// Whether this process holds the writer lock (after its first put).
+    writing: AtomicBool,
+    hold: Mutex<Option<Hold>>,
+}
+
+impl<F: Flavor> Drop for Shared<F> {
+    fn drop(&mut self) {
+        let hold = self.hold.get_mut().map(Option::take).unwrap_or_else(|p| p.into_inner().take());
+        if hold.is_some() {
+            drop(hold);
+            // Tell receivers at once when the last writer leaves normally;
+            // a dead writer is noticed by their periodic check instead.
+            if !peers::anyone_holds(self.obj.fd(), WRITER_BYTE) {
+                self.obj.ctrl().writers.0.gone.store(1, Ordering::SeqCst);
+                self.ring().wake_all();
+            }
+        }
+    }
+}
+
+impl<F: Flavor> Shared<F> {
+    fn new(obj: Object<QueueCtrl<F>, u8>) -> Result<Shared<F>, ShmError> {
+        check_capacity(obj.name(), obj.len())?;
+        Ok(Shared { obj, writing: AtomicBool::new(false), hold: Mutex::new(None) })
+    }
+
+    fn ring(&self) -> Ring<'_> {
+        // SAFETY: the elements are `len()` bytes (validated as a power of
+        // two of at least MIN_CAPACITY by `new`) used only as this ring.
+        unsafe { Ring::new(&self.obj.ctrl().ring, self.obj.elems(), self.obj.len()) }
+    }
+
+    /// Registers this process as a writer before its first put.
+    fn register_writer(&self) {
+        if self.writing.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        if hold.is_none() {
+            // Without the lock we are simply not counted as a writer: the
+            // put still works, and receivers may see an end of stream early.
+            if let Ok(h) = Hold::take(self.obj.fd(), WRITER_BYTE) {
+                *hold = Some(h);
+                let w = &self.obj.ctrl().writers.0;
+                w.seen.store(1, Ordering::SeqCst);
+                w.gone.store(0, Ordering::SeqCst);
+            }
+        }
+        self.writing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether every writer is gone: some process has put, and no live
+    /// process holds the writer lock. `probe` asks the kernel even without
+    /// the hint (at the end of a sleep slice).
+    fn writers_gone(&self, probe: bool) -> bool {
+        let w = &self.obj.ctrl().writers.0;
+        if w.seen.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        if !probe && w.gone.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let gone = !peers::anyone_holds(self.obj.fd(), WRITER_BYTE);
+        w.gone.store(u32::from(gone), Ordering::SeqCst);
+        gone
+    }
+}
+
+/// The queue machinery shared by the three public queue types.
+pub(crate) struct Core<T, F: Flavor> {
+    shared: Arc<Shared<F>>,
+    _types: PhantomData<fn(T) -> T>,
+}
+
+impl<T, F: Flavor> Clone for Core<T, F> {
+    fn clone(&self) -> Self {
+        Core { shared: Arc::clone(&self.shared), _types: PhantomData }
+    }
+}
+
+fn failure(stop: Stop) -> Failure {
+    match stop {
+        Stop::TooLarge(max) => Failure::TooLarge { len: 0, max },
+        Stop::Broken(m) => Failure::Corrupt(m),
+        other => Failure::Corrupt(format!("unexpected {other:?}")),
+    }
+}
+
+fn send_error<T>(stop: Stop, msg: T) -> SendTimeoutError<T> {
+    match stop {
+        Stop::Timeout => SendTimeoutError::Timeout(msg),
+        Stop::Closed => SendTimeoutError::Closed(msg),
+        Stop::Disconnected => SendTimeoutError::Disconnected(msg),
+        other => SendTimeoutError::Failed(msg, failure(other)),
+    }
+}
+
+fn recv_error(stop: Stop) -> RecvTimeoutError {
+    match stop {
+        Stop::Timeout => RecvTimeoutError::Timeout,
+        Stop::Closed => RecvTimeoutError::Closed,
+        Stop::Disconnected => RecvTimeoutError::Disconnected,
+        other => RecvTimeoutError::Failed(failure(other)),
+    }
+}
+
+/// Narrows the error of a deadline call to that of a blocking call.
+pub(crate) fn blocking_send<T>(e: SendTimeoutError<T>) -> SendError<T> {
+    match e {
+        SendTimeoutError::Closed(t) => SendError::Closed(t),
+        SendTimeoutError::Disconnected(t) => SendError::Disconnected(t),
+        SendTimeoutError::Failed(t, f) => SendError::Failed(t, f),
+        SendTimeoutError::Timeout(t) => SendError::Failed(t, Failure::Corrupt("timed out without a deadline".into())),
+    }
+}
+
+/// Narrows the error of a deadline call to that of a `try_` call.
+pub(crate) fn try_send<T>(e: SendTimeoutError<T>) -> TrySendError<T> {
+    match e {
+        SendTimeoutError::Timeout(t) => TrySendError::Full(t),
+        SendTimeoutError::Closed(t) => TrySendError::Closed(t),
+        SendTimeoutError::Disconnected(t) => TrySendError::Disconnected(t),
+        SendTimeoutError::Failed(t, f) => TrySendError::Failed(t, f),
+    }
+}
+
+pub(crate) fn blocking_recv(e: RecvTimeoutError) -> RecvError {
+    match e {
+        RecvTimeoutError::Closed => RecvError::Closed,
+        RecvTimeoutError::Disconnected => RecvError::Disconnected,
+        RecvTimeoutError::Failed(f) => RecvError::Failed(f),
+        RecvTimeoutError::Timeout => RecvError::Failed(Failure::Corrupt("timed out without a deadline".into())),
+    }
+}
+
+pub(crate) fn try_recv(e: RecvTimeoutError) -> TryRecvError {
+    match e {
+        RecvTimeoutError::Timeout => TryRecvError::Empty,
+        RecvTimeoutError::Closed => TryRecvError::Closed,
+        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+        RecvTimeoutError::Failed(f) => TryRecvError::Failed(f),
+    }
+}
+
+/// When a call gives up: never, now (`try_`), or at a deadline.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    Forever,
+    Now,
+    Until(Option<Instant>),
+}
+
+impl Wait {
+    pub(crate) fn timeout(d: Duration) -> Wait {
+        Wait::Until(wait::deadline(d))
+    }
+
+    pub(crate) fn parts(self) -> (Option<Instant>, bool) {
+        match self {
+            Wait::Forever => (None, false),
+            Wait::Now => (None, true),
+            Wait::Until(d) => (d, false),
+        }
+    }
+}
+
+impl<T: Message, F: Flavor> Core<T, F> {
+    fn wrap(obj: Result<Object<QueueCtrl<F>, u8>, ShmError>) -> Result<Self, ShmError> {
+        Ok(Core { shared: Arc::new(Shared::new(obj?)?), _types: PhantomData })
+    }
+
+    fn init(ctrl: *mut QueueCtrl<F>, _: *mut u8) -> std::io::Result<()> {
+        RingCtrl::init(ctrl.cast())
+    }
+
+    pub(crate) fn create(name: Name, capacity: usize) -> Result<Self, ShmError> {
+        Self::wrap(Object::create(Some(name), ring_capacity(capacity)?, Self::init))
+    }
+
+    pub(crate) fn open(name: Name) -> Result<Self, ShmError> {
+        Self::wrap(Object::open(name, None))
+    }
+
+    pub(crate) fn open_or_create(name: Name, capacity: usize) -> Result<Self, ShmError> {
+        Self::wrap(Object::open_or_create(name, ring_capacity(capacity)?, Self::init))
+    }
+
+    pub(crate) fn new(capacity: usize) -> Result<Self, ShmError> {
+        Self::wrap(Object::create(None, ring_capacity(capacity)?, Self::init))
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.shared.obj.name()
+    }
+
+    pub(crate) fn unlink(&self) -> Result<(), ShmError> {
+        self.shared.obj.unlink()
+    }
+
+    pub(crate) fn ring(&self) -> Ring<'_> {
+        self.shared.ring()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.shared.obj.len()
+    }
+
+    pub(crate) fn put(&self, value: T, how: Wait) -> Result<(), SendTimeoutError<T>> {
+        self.shared.register_writer();
+        let (deadline, try_only) = how.parts();
+        let ring = self.ring();
+        let no_readers = |_: bool| false;
+        let outcome = match value.as_bytes() {
+            Some(bytes) => Ok(ring.send(bytes, deadline, try_only, &no_readers)),
+            None => with_scratch(|buf| value.encode(buf).map(|()| ring.send(buf, deadline, try_only, &no_readers))),
+        };
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(stop)) => Err(send_error(stop, value)),
+            Err(e) => Err(SendTimeoutError::Failed(value, Failure::Encode(e))),
+        }
+    }
+
+    pub(crate) fn get(&self, how: Wait) -> Result<T, RecvTimeoutError> {
+        let (deadline, try_only) = how.parts();
+        let gone = |probe: bool| self.shared.writers_gone(probe);
+        with_scratch(|buf| {
+            match self.ring().recv_view(buf, deadline, try_only, &gone) {
+                Ok(Some(view)) => T::decode(view.bytes()),
+                Ok(None) => T::decode(buf),
+                Err(stop) => return Err(recv_error(stop)),
+            }
+            .map_err(|e| RecvTimeoutError::Failed(Failure::Decode(e)))
+        })
+    }
+
+    pub(crate) fn put_bytes(&self, bytes: &[u8], how: Wait) -> Result<(), SendTimeoutError<()>> {
+        self.shared.register_writer();
+        let (deadline, try_only) = how.parts();
+        self.ring().send(bytes, deadline, try_only, &|_: bool| false).map_err(|s| send_error(s, ()))
+    }
+
+    pub(crate) fn get_bytes(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
+        let (deadline, try_only) = how.parts();
+        let mut out = Vec::new();
+        let gone = |probe: bool| self.shared.writers_gone(probe);
+        self.ring().recv(&mut out, deadline, try_only, &gone).map_err(recv_error)?;
+        Ok(out)
+    }
+
+    pub(crate) fn reserve(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
+        self.shared.register_writer();
+        let (deadline, try_only) = how.parts();
+        match self.ring().reserve(len, deadline, try_only, &|_: bool| false) {
+            Ok(slot) => Ok(WriteSlot { slot }),
+            Err(Stop::TooLarge(max)) => Err(SendTimeoutError::Failed((), Failure::TooLarge { len, max })),
+            Err(stop) => Err(send_error(stop, ())),
+        }
+    }
+
+    pub(crate) fn get_in_place(&self, how: Wait) -> Result<ReadView<'_>, RecvTimeoutError> {
+        let (deadline, try_only) = how.parts();
+        let gone = |probe: bool| self.shared.writers_gone(probe);
+        let mut owned = Vec::new();
+        match self.ring().recv_view(&mut owned, deadline, try_only, &gone) {
+            Ok(Some(view)) => Ok(ReadView { inner: ViewInner::Ring(view) }),
+            Ok(None) => Ok(ReadView { inner: ViewInner::Owned(owned) }),
+            Err(stop) => Err(recv_error(stop)),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.ring().close();
+    }
+
+    /// Marks one message as processed (JoinableQueue).
+    pub(crate) fn task_done(&self) -> Result<(), TaskDoneError> {
+        let ctrl = self.shared.obj.ctrl();
+        let published = ctrl.ring_status_published();
+        let t = &ctrl.tasks.0;
+        t.done
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| (d < published).then_some(d + 1))
+            .map_err(|_| TaskDoneError)?;
+        t.seq.fetch_add(1, Ordering::SeqCst);
+        wait::wake(&t.seq, &t.waiters, u32::MAX);
+        Ok(())
+    }
+
+    /// Waits until every message put so far has been marked done.
+    pub(crate) fn join(&self, deadline: Option<Instant>) -> bool {
+        let ctrl = self.shared.obj.ctrl();
+        let t = &ctrl.tasks.0;
+        loop {
+            let seq = t.seq.load(Ordering::SeqCst);
+            if t.done.load(Ordering::SeqCst) >= ctrl.ring_status_published() {
+                return true;
+            }
+            if !wait::wait(&t.seq, seq, &t.waiters, deadline) {
+                return false;
+            }
+        }
+    }
+
+    pub(crate) fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.shared.obj.serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::wrap(Ok(Object::deserialize(d)?)).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<F: Flavor> QueueCtrl<F> {
+    fn ring_status_published(&self) -> u64 {
+        // SAFETY: never; see `Ring::status` — this reads the same atomic.
+        ring::published(&self.ring)
+    }
+}
+
+/// Runs `f` with this thread's encoding buffer (a fresh one if the buffer
+/// is in use further up the stack).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            f(&mut buf)
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// `task_done` was called more times than there were messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDoneError;
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task_done() called more times than there were items put")
+    }
+}
+
+impl std::error::Error for TaskDoneError {}
+
+/// Room for one message, written in place in the queue's shared memory (no
+/// copy). Fill it through `DerefMut<Target = [u8]>`, then
+/// [`commit`](Self::commit); dropped uncommitted, nothing is sent.
+///
+/// It holds the queue's send lock: other producers wait until it is
+/// committed or dropped, so fill it promptly.
+#[must_use = "a slot sends nothing until it is committed"]
+pub struct WriteSlot<'a> {
+    slot: ring::Slot<'a>,
+}
+
+impl WriteSlot<'_> {
+    /// Sends the message.
+    pub fn commit(self) {
+        self.slot.commit();
+    }
+}
+
+impl Deref for WriteSlot<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.slot.bytes_ref()
+    }
+}
+
+impl DerefMut for WriteSlot<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.slot.bytes()
+    }
+}
+
+enum ViewInner<'a> {
+    Ring(ring::View<'a>),
+    Owned(Vec<u8>),
+}
+
+/// One received message, read in place in shared memory when it fits one
+/// record (no copy), assembled in local memory when it was streamed. The
+/// message is removed from the queue when the view is dropped.
+///
+/// An in-place view holds the queue's receive lock: other consumers wait
+/// until it is dropped.
+pub struct ReadView<'a> {
+    inner: ViewInner<'a>,
+}
+
+impl ReadView<'_> {
+    /// Whether the bytes are read in place (not copied).
+    pub fn is_in_place(&self) -> bool {
+        matches!(self.inner, ViewInner::Ring(_))
+    }
+}
+
+impl Deref for ReadView<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            ViewInner::Ring(v) => v.bytes(),
+            ViewInner::Owned(v) => v,
+        }
+    }
+}
+
+impl fmt::Debug for ReadView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadView").field("len", &self.len()).field("in_place", &self.is_in_place()).finish()
+    }
+}
+
+/// Iterator over messages: from `iter()` it blocks for each message and
+/// ends when the queue is closed and drained, or every writer is gone; from
+/// `try_iter()` it yields the messages waiting now.
+pub struct Iter<'a, T> {
+    next: Box<dyn FnMut() -> Option<T> + 'a>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        (self.next)()
+    }
+}
+
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Iter { .. }")
+    }
+}
+
+/// Defines a public queue type over [`Core`] with the whole queue API, so
+/// that the three queue types share one implementation.
+macro_rules! queue_type {
+    ($(#[$doc:meta])* $name:ident, $flavor:ident) => {
+        $(#[$doc])*
+        pub struct $name<T> {
+            core: Core<T, $flavor>,
+        }
+
+        impl<T: Message> $name<T> {
+            /// Creates a named queue with a ring of `capacity` bytes (rounded
+            /// up to a power of two of at least 4 KiB).
+            ///
+            /// # Errors
+            ///
+            /// [`ShmError::AlreadyExists`], [`ShmError::InvalidName`],
+            /// [`ShmError::InvalidSize`] above [`MAX_CAPACITY`], OS errors.
+            pub fn create(name: impl Into<Name>, capacity: usize) -> Result<Self, ShmError> {
+                Ok($name { core: Core::create(name.into(), capacity)? })
+            }
+
+            /// Opens a named queue; its capacity is the one it was created with.
+            ///
+            /// # Errors
+            ///
+            /// [`ShmError::NotFound`], [`ShmError::Mismatch`] when the name
+            /// holds another kind of object, [`ShmError::Corrupt`].
+            pub fn open(name: impl Into<Name>) -> Result<Self, ShmError> {
+                Ok($name { core: Core::open(name.into())? })
+            }
+
+            /// Opens the named queue, or creates it with `capacity` bytes.
+            ///
+            /// # Errors
+            ///
+            /// As `create` and `open`; an existing queue of another capacity
+            /// is a [`ShmError::Mismatch`].
+            pub fn open_or_create(name: impl Into<Name>, capacity: usize) -> Result<Self, ShmError> {
+                Ok($name { core: Core::open_or_create(name.into(), capacity)? })
+            }
+
+            /// Creates an anonymous queue with a ring of `capacity` bytes, to
+            /// hand to child processes in their start argument.
+            ///
+            /// # Errors
+            ///
+            /// [`ShmError::InvalidSize`] above [`MAX_CAPACITY`], OS errors.
+            pub fn new(capacity: usize) -> Result<Self, ShmError> {
+                Ok($name { core: Core::new(capacity)? })
+            }
+
+            /// The name, or `None` for an anonymous queue.
+            pub fn name(&self) -> Option<&str> {
+                self.core.name()
+            }
+
+            /// Removes the name; open handles keep working.
+            ///
+            /// # Errors
+            ///
+            /// [`ShmError::NotFound`] if the name is gone or the queue anonymous.
+            pub fn unlink(&self) -> Result<(), ShmError> {
+                self.core.unlink()
+            }
+
+            /// Size of the ring in bytes. A message takes 8 bytes of header
+            /// plus its encoded length rounded up to 8; one record holds at
+            /// most half the ring, and larger messages are streamed through
+            /// it in parts (so any size can be sent, never truncated).
+            pub fn capacity(&self) -> usize {
+                self.core.capacity()
+            }
+
+            /// Puts a message, waiting for room.
+            ///
+            /// # Errors
+            ///
+            /// [`SendError::Closed`] after [`close`](Self::close);
+            /// [`SendError::Failed`] when the message cannot be encoded or
+            /// the queue is corrupt. The message is handed back.
+            pub fn put(&self, value: T) -> Result<(), SendError<T>> {
+                self.core.put(value, Wait::Forever).map_err(blocking_send)
+            }
+
+            /// Puts a message if there is room now.
+            ///
+            /// # Errors
+            ///
+            /// [`TrySendError::Full`], otherwise as [`put`](Self::put).
+            pub fn try_put(&self, value: T) -> Result<(), TrySendError<T>> {
+                self.core.put(value, Wait::Now).map_err(try_send)
+            }
+
+            /// Puts a message, waiting at most `timeout` for room.
+            ///
+            /// # Errors
+            ///
+            /// [`SendTimeoutError::Timeout`], otherwise as [`put`](Self::put).
+            pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+                self.core.put(value, Wait::timeout(timeout))
+            }
+
+            /// Takes a message, waiting for one.
+            ///
+            /// # Errors
+            ///
+            /// [`RecvError::Closed`] when the queue was closed and is empty;
+            /// [`RecvError::Disconnected`] when it is empty, some process
+            /// has put, and every process that put is gone (dropped its
+            /// handles, or died) — noticed within about 100 ms of a death;
+            /// [`RecvError::Failed`] when a message cannot be decoded as `T`
+            /// (it is consumed) or the queue is corrupt.
+            pub fn get(&self) -> Result<T, RecvError> {
+                self.core.get(Wait::Forever).map_err(blocking_recv)
+            }
+
+            /// Takes a message if one is there now.
+            ///
+            /// # Errors
+            ///
+            /// [`TryRecvError::Empty`], otherwise as [`get`](Self::get).
+            pub fn try_get(&self) -> Result<T, TryRecvError> {
+                self.core.get(Wait::Now).map_err(try_recv)
+            }
+
+            /// Takes a message, waiting at most `timeout` for one to begin.
+            ///
+            /// # Errors
+            ///
+            /// [`RecvTimeoutError::Timeout`], otherwise as [`get`](Self::get).
+            pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+                self.core.get(Wait::timeout(timeout))
+            }
+
+            /// Puts raw bytes as one message (any length; empty too).
+            ///
+            /// # Errors
+            ///
+            /// As [`put`](Self::put).
+            pub fn put_bytes(&self, bytes: &[u8]) -> Result<(), SendError<()>> {
+                self.core.put_bytes(bytes, Wait::Forever).map_err(blocking_send)
+            }
+
+            /// Takes one message as raw bytes.
+            ///
+            /// # Errors
+            ///
+            /// As [`get`](Self::get).
+            pub fn get_bytes(&self) -> Result<Vec<u8>, RecvError> {
+                self.core.get_bytes(Wait::Forever).map_err(blocking_recv)
+            }
+
+            /// Reserves room for a message of exactly `len` bytes, to be
+            /// written in place (zero-copy) and then committed. `len` may be
+            /// at most half the capacity.
+            ///
+            /// # Errors
+            ///
+            /// [`SendError::Failed`] with [`Failure::TooLarge`] above half
+            /// the capacity; otherwise as [`put`](Self::put).
+            pub fn reserve(&self, len: usize) -> Result<WriteSlot<'_>, SendError<()>> {
+                self.core.reserve(len, Wait::Forever).map_err(blocking_send)
+            }
+
+            /// Takes one message and reads it in place (zero-copy when it
+            /// fits one record); it leaves the queue when the view drops.
+            ///
+            /// # Errors
+            ///
+            /// As [`get`](Self::get).
+            pub fn get_in_place(&self) -> Result<ReadView<'_>, RecvError> {
+                self.core.get_in_place(Wait::Forever).map_err(blocking_recv)
+            }
+
+            /// Messages waiting (a snapshot).
+            pub fn len(&self) -> usize {
+                self.core.ring().len()
+            }
+
+            /// Whether no message is waiting (a snapshot).
+            pub fn is_empty(&self) -> bool {
+                !self.core.ring().has_data()
+            }
+
+            /// Whether not even an empty message fits now (a snapshot).
+            pub fn is_full(&self) -> bool {
+                self.core.ring().free() < 8
+            }
+
+            /// Closes the queue for everyone: later puts fail with
+            /// [`SendError::Closed`]; gets return the messages already in
+            /// the queue, then [`RecvError::Closed`]. Blocked callers wake.
+            pub fn close(&self) {
+                self.core.close()
+            }
+
+            /// Whether the queue was closed.
+            pub fn is_closed(&self) -> bool {
+                self.core.ring().is_closed()
+            }
+
+            /// A blocking iterator over messages; it ends when the queue is
+            /// closed and drained or every writer is gone.
+            pub fn iter(&self) -> Iter<'_, T> {
+                Iter { next: Box::new(move || self.core.get(Wait::Forever).ok()) }
+            }
+
+            /// An iterator over the messages waiting now.
+            pub fn try_iter(&self) -> Iter<'_, T> {
+                Iter { next: Box::new(move || self.core.get(Wait::Now).ok()) }
+            }
+        }
+
+        /// Another handle to the same queue.
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                $name { core: self.core.clone() }
+            }
+        }
+
+        /// A named queue travels as its name; an anonymous one as an
+        /// inherited descriptor, which works only inside a child's start
+        /// argument.
+        impl<T: Message> serde::Serialize for $name<T> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.core.serialize(s)
+            }
+        }
+
+        impl<'de, T: Message> serde::Deserialize<'de> for $name<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name { core: Core::deserialize(d)? })
+            }
+        }
+
+        impl<T: Message> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("name", &self.name())
+                    .field("capacity", &self.capacity())
+                    .field("len", &self.len())
+                    .finish()
+            }
+        }
+    };
+}
+
+queue_type!(
+    /// A multi-producer, multi-consumer queue of `T` in shared memory —
+    /// Python's `multiprocessing.Queue`.
+    ///
+    /// `T` is any [`Message`]: every serde type (encoded with postcard), or
+    /// a [`Plain`](super::Plain) wrapper around a [`bytemuck::Pod`] type,
+    /// sent as its raw bytes. Raw-byte messages ([`put_bytes`](Self::put_bytes))
+    /// and in-place messages ([`reserve`](Self::reserve),
+    /// [`get_in_place`](Self::get_in_place)) work on any queue.
+    ///
+    /// The queue is a ring of bytes (its [`capacity`](Self::capacity)).
+    /// Each producer's messages arrive in the order it put them.
+    ///
+    /// # Crashes
+    ///
+    /// A producer killed while putting loses only the message it was
+    /// putting; a consumer killed while getting loses nothing (the message
+    /// goes to the next consumer), unless it was in the middle of a message
+    /// larger than one record, which is then lost whole. Nothing is ever
+    /// duplicated or truncated, and the queue keeps working. A get on an
+    /// empty queue whose every writer is gone reports
+    /// [`RecvError::Disconnected`] instead of hanging; it works again once
+    /// a writer puts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::Queue;
+    ///
+    /// let q = Queue::new(64 * 1024)?;
+    /// q.put("hello".to_string()).unwrap();
+    /// q.put("world".to_string()).unwrap();
+    /// assert_eq!(q.len(), 2);
+    /// assert_eq!(q.get().unwrap(), "hello");
+    /// q.close();
+    /// assert_eq!(q.iter().collect::<Vec<_>>(), ["world"]);
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    Queue,
+    PlainFlavor
+);
+
+queue_type!(
+    /// Python's `multiprocessing.SimpleQueue`: the same queue as [`Queue`],
+    /// recorded as a separate kind so the two are not opened for each other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::SimpleQueue;
+    ///
+    /// let q: SimpleQueue<u32> = SimpleQueue::new(4096)?;
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.get().unwrap(), 1);
+    /// assert!(q.is_empty());
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    SimpleQueue,
+    SimpleFlavor
+);
+
+queue_type!(
+    /// A [`Queue`] that counts unfinished work — Python's
+    /// `multiprocessing.JoinableQueue`: consumers call
+    /// [`task_done`](Self::task_done) for each message they finished, and
+    /// [`join`](Self::join) waits until every message put has been done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::JoinableQueue;
+    ///
+    /// let q = JoinableQueue::new(4096)?;
+    /// q.put(5u8).unwrap();
+    /// assert!(!q.join_timeout(std::time::Duration::from_millis(10)));
+    /// q.get().unwrap();
+    /// q.task_done().unwrap();
+    /// q.join();
+    /// assert!(q.task_done().is_err(), "more task_done calls than items");
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    JoinableQueue,
+    JoinableFlavor
+);
+
+impl<T: Message> JoinableQueue<T> {
+    /// Marks one message taken from the queue as finished.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskDoneError`] when called more times than messages were put;
+    /// nothing changes then.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        self.core.task_done()
+    }
+
+    /// Waits until every message put so far has been marked done.
+    ///
+    /// A producer killed in the instant between counting a message and
+    /// publishing it leaves one task that can never be done: use
+    /// [`join_timeout`](Self::join_timeout) where that matters.
+    pub fn join(&self) {
+        self.core.join(None);
+    }
+
+    /// As [`join`](Self::join), waiting at most `timeout`; `true` when all
+    /// work is done.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.core.join(wait::deadline(timeout))
+    }
+}

@@ -1,0 +1,50 @@
+//! Open-file-description byte locks (`F_OFD_SETLK`), used to tell whether
+//! any live process still holds one end of a channel.
+//!
+//! A holder takes a shared lock on one byte of the segment file through an
+//! open file description of its own. The kernel drops the lock when the last
+//! descriptor of that description closes — including when the process dies,
+//! however it dies — so "is the byte locked?" answers "is a holder alive?"
+//! without pids, polling of `/proc`, or trust in anything a peer wrote.
+//! Descriptors inherited by a child share the description, and so the lock:
+//! a hand-over to a child never lets go of it in between.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use super::conv::{ret, ret_owned_fd};
+
+/// A new open file description of the same file as `fd`
+/// (`open("/proc/self/fd/N")`), so that locks taken through it are its own.
+pub(crate) fn reopen(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
+    // SAFETY: `path` is NUL-terminated; success returns a fresh descriptor.
+    unsafe { ret_owned_fd(libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC)) }
+}
+
+fn flock_for(kind: libc::c_short, byte: u64) -> libc::flock {
+    // SAFETY: `flock` is plain integers; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte as libc::off_t;
+    fl.l_len = 1;
+    fl
+}
+
+/// Takes a shared lock on `byte` through `fd`'s description (never blocks:
+/// shared locks do not conflict with each other, and nobody takes exclusive
+/// ones).
+pub(crate) fn lock_shared(fd: BorrowedFd<'_>, byte: u64) -> io::Result<()> {
+    let fl = flock_for(libc::F_RDLCK as libc::c_short, byte);
+    // SAFETY: `fl` is a valid flock for the duration of the call.
+    ret(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl) }).map(drop)
+}
+
+/// Whether any description other than `fd`'s holds a lock on `byte`.
+pub(crate) fn is_locked(fd: BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
+    let mut fl = flock_for(libc::F_WRLCK as libc::c_short, byte);
+    // SAFETY: `fl` is a valid, writable flock for the duration of the call.
+    ret(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) })?;
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
