@@ -5,6 +5,8 @@
 //! upholds the contracts below.
 
 use std::io;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use super::conv::ret_pthread;
@@ -60,6 +62,59 @@ pub(crate) unsafe fn init(m: *mut RawPthreadMutex, recursive: bool) -> io::Resul
     }
 }
 
+/// Offset of glibc's `__kind` word in `pthread_mutex_t` (x86_64, aarch64
+/// and every other glibc target: after `__lock`, `__count`, `__owner`,
+/// `__nusers`).
+#[cfg(target_env = "gnu")]
+const KIND_OFFSET: usize = 16;
+
+/// Whether the mutex at `m` is of a kind [`init`] creates.
+///
+/// glibc picks its code path from the mutex's `__kind` word, which lives in
+/// shared memory: a faulty or hostile peer that rewrote it could send a
+/// locker down the priority-inheritance, priority-protection or lock-elision
+/// paths, which abort or raise `SIGILL` on a mutex they did not set up
+/// (found by the `open_segment` fuzz target). So every call first checks the
+/// word against the values `init` produces on this very glibc, read once
+/// from a private mutex. A peer that rewrites the word *during* a call can
+/// still do harm: that is beyond what a shared-memory lock can defend.
+#[cfg(target_env = "gnu")]
+fn kind_is_ours(m: *mut RawPthreadMutex) -> bool {
+    static KINDS: OnceLock<[i32; 2]> = OnceLock::new();
+    let kinds = KINDS.get_or_init(|| {
+        [false, true].map(|recursive| {
+            let mut probe = std::mem::MaybeUninit::<RawPthreadMutex>::zeroed();
+            // SAFETY: a private, zeroed, properly aligned mutex, initialised
+            // and destroyed here and never shared.
+            unsafe {
+                let p = probe.as_mut_ptr();
+                let kind = match init(p, recursive) {
+                    Ok(()) => p.cast::<u8>().add(KIND_OFFSET).cast::<i32>().read(),
+                    Err(_) => i32::MIN,
+                };
+                libc::pthread_mutex_destroy(p);
+                kind
+            }
+        })
+    });
+    // SAFETY: `m` points to a whole pthread_mutex_t (caller contract of the
+    // functions below), which is 4-byte aligned and longer than
+    // KIND_OFFSET + 4; the word may change under us, hence the atomic read.
+    let kind = unsafe { (*m.cast::<u8>().add(KIND_OFFSET).cast::<AtomicI32>()).load(Ordering::Relaxed) };
+    kinds.contains(&kind)
+}
+
+/// Other C libraries: no check (musl dispatches on its type field too, but
+/// only among the kinds the robust code handles).
+#[cfg(not(target_env = "gnu"))]
+fn kind_is_ours(_: *mut RawPthreadMutex) -> bool {
+    true
+}
+
+fn foreign_kind() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "the mutex in shared memory is not of a kind this crate creates")
+}
+
 fn classify(m: *mut RawPthreadMutex, r: libc::c_int) -> Locked {
     match r {
         0 => Locked::Yes,
@@ -83,6 +138,9 @@ fn classify(m: *mut RawPthreadMutex, r: libc::c_int) -> Locked {
 /// `m` must point to a mutex initialised by [`init`] in a live mapping.
 #[inline]
 pub(crate) unsafe fn lock(m: *mut RawPthreadMutex) -> Locked {
+    if !kind_is_ours(m) {
+        return Locked::Unusable(foreign_kind());
+    }
     // SAFETY: the caller guarantees `m` is an initialised mutex.
     let r = unsafe { libc::pthread_mutex_lock(m) };
     if r == 0 { Locked::Yes } else { classify(m, r) }
@@ -95,6 +153,9 @@ pub(crate) unsafe fn lock(m: *mut RawPthreadMutex) -> Locked {
 /// As for [`lock`].
 #[inline]
 pub(crate) unsafe fn try_lock(m: *mut RawPthreadMutex) -> Locked {
+    if !kind_is_ours(m) {
+        return Locked::Unusable(foreign_kind());
+    }
     // SAFETY: the caller guarantees `m` is an initialised mutex.
     let r = unsafe { libc::pthread_mutex_trylock(m) };
     if r == 0 { Locked::Yes } else { classify(m, r) }
@@ -106,6 +167,9 @@ pub(crate) unsafe fn try_lock(m: *mut RawPthreadMutex) -> Locked {
 ///
 /// As for [`lock`].
 pub(crate) unsafe fn lock_until(m: *mut RawPthreadMutex, deadline: Instant) -> Locked {
+    if !kind_is_ours(m) {
+        return Locked::Unusable(foreign_kind());
+    }
     let ts = monotonic_timespec(deadline);
     // SAFETY: the caller guarantees `m` is an initialised mutex; `ts` lives
     // across the call.
@@ -121,6 +185,9 @@ pub(crate) unsafe fn lock_until(m: *mut RawPthreadMutex, deadline: Instant) -> L
 /// As for [`lock`].
 #[inline]
 pub(crate) unsafe fn unlock(m: *mut RawPthreadMutex) -> io::Result<()> {
+    if !kind_is_ours(m) {
+        return Err(foreign_kind());
+    }
     // SAFETY: the caller guarantees `m` is an initialised mutex.
     ret_pthread(unsafe { libc::pthread_mutex_unlock(m) })
 }

@@ -1,0 +1,253 @@
+//! Open a file of arbitrary bytes as every kind of named object the crate
+//! has, and use whatever opens.
+//!
+//! Shared by the fuzz target (`fuzz/fuzz_targets/open_segment.rs`) and by
+//! the corpus replay on stable Rust (`tests/fuzz_corpus.rs`), both of which
+//! include this file with `#[path]`.
+//!
+//! Contract under test: whatever the bytes, opening ends in a
+//! [`ShmError`] or in a handle whose sizes fit the file, and using that
+//! handle (with non-blocking or briefly timed locks) returns. A panic here
+//! is a finding: the `assert!`s below check that a handle never promises
+//! more memory than the file has.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use multiproc::{Array, LockTimeoutError, Mutex, MutexGuard, Name, SharedMemory, ShmError, TryLockError, Value};
+
+/// The file name every input is written to, inside its private directory.
+pub const FILE: &str = "x";
+
+/// Size of the segment header; the data follows it.
+const HEADER: u64 = 128;
+
+/// The longest a timed lock may wait. A garbage lock word may look held by
+/// some other thread, so `lock()` (no timeout) is never called.
+const LOCK_WAIT: Duration = Duration::from_millis(1);
+
+/// One way to open the file, and what to do with the handle.
+pub struct Kind {
+    /// What is opened, for messages.
+    pub name: &'static str,
+    /// Opens `name` (whose file has `file_len` bytes) and exercises it,
+    /// taking its lock only when `lock` is set. `Ok` describes what was
+    /// found.
+    pub run: fn(&Name, u64, bool) -> Result<String, ShmError>,
+}
+
+/// Every kind of object the public API can open by name.
+pub const KINDS: &[Kind] = &[
+    Kind { name: "SharedMemory", run: shared_memory },
+    Kind { name: "Mutex<u32>", run: mutex::<u32> },
+    Kind { name: "Mutex<u64>", run: mutex::<u64> },
+    Kind { name: "Mutex<f32>", run: mutex::<f32> },
+    Kind { name: "Lock", run: mutex::<()> },
+    Kind { name: "Value<u32>", run: value::<u32> },
+    Kind { name: "Value<f64>", run: value::<f64> },
+    Kind { name: "Array<u8>", run: array::<u8> },
+    Kind { name: "Array<u32>", run: array::<u32> },
+    Kind { name: "Array<u64>", run: array::<u64> },
+];
+
+/// Writes `data` as the file [`FILE`] in `dir` (replacing any previous one)
+/// and returns its name.
+pub fn write_segment(dir: &Path, data: &[u8]) -> Name {
+    let path = dir.join(FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("remove {}: {e}", path.display()),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(data).expect("write the input");
+    Name::new(FILE).in_dir(dir)
+}
+
+/// Writes `data` into `dir` and runs `kind` on it, taking its lock.
+pub fn open_as(dir: &Path, data: &[u8], kind: &Kind) -> Result<String, ShmError> {
+    let name = write_segment(dir, data);
+    (kind.run)(&name, data.len() as u64, true)
+}
+
+/// Writes `data` into `dir` and runs every kind on it, in order.
+pub fn open_all(dir: &Path, data: &[u8]) -> Vec<Result<String, ShmError>> {
+    KINDS.iter().map(|k| open_as(dir, data, k)).collect()
+}
+
+/// A fresh private directory under the system temp dir, removed on drop.
+pub struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    /// Creates `<tmp>/multiproc-<tag>-<pid>-<n>`, mode 0700.
+    pub fn new(tag: &str) -> PrivateDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("multiproc-{tag}-{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        PrivateDir(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Checks that `len` elements of `T` after a control block of `ctrl` bytes
+/// fit in a file of `file_len` bytes.
+fn assert_fits<T>(what: &str, ctrl: u64, len: usize, file_len: u64) {
+    let need = (len as u128) * (std::mem::size_of::<T>() as u128) + u128::from(HEADER) + u128::from(ctrl);
+    assert!(
+        need <= u128::from(file_len),
+        "{what}: opened with {len} elements needing {need} bytes, but the file has {file_len}"
+    );
+}
+
+fn shared_memory(name: &Name, file_len: u64, _lock: bool) -> Result<String, ShmError> {
+    let shm = SharedMemory::open(name)?;
+    let len = shm.len();
+    assert!(len > 0, "SharedMemory opened with length 0");
+    assert_fits::<u8>("SharedMemory", 0, len, file_len);
+    assert_eq!(shm.name(), Some(FILE));
+    assert_eq!(shm.as_ptr() as usize % 128, 0, "data not 128-byte aligned");
+    // SAFETY: the file lives in a private directory; no other thread or
+    // process maps it, so nothing writes while we hold these slices.
+    let sum = unsafe { shm.as_slice() }.iter().fold(0u64, |s, &b| s.wrapping_add(u64::from(b)));
+    // SAFETY: as above.
+    let bytes = unsafe { shm.as_mut_slice() };
+    bytes[0] = bytes[0].wrapping_add(1);
+    bytes[len - 1] = bytes[len - 1].wrapping_add(1);
+    Ok(format!("SharedMemory of {len} bytes (sum {sum})"))
+}
+
+/// What a non-blocking attempt on a lock found, for the summary.
+fn describe_try<G>(r: &Result<G, TryLockError<G>>) -> &'static str {
+    match r {
+        Ok(_) => "locked",
+        Err(TryLockError::WouldBlock) => "busy",
+        Err(TryLockError::OwnerDied(_)) => "owner died",
+        Err(TryLockError::Unusable(_)) => "unusable",
+    }
+}
+
+fn describe_timed<G>(r: &Result<G, LockTimeoutError<G>>) -> &'static str {
+    match r {
+        Ok(_) => "locked",
+        Err(LockTimeoutError::Timeout) => "timed out",
+        Err(LockTimeoutError::OwnerDied(_)) => "owner died",
+        Err(LockTimeoutError::Unusable(_)) => "unusable",
+    }
+}
+
+/// Reads (and rewrites) the data behind a guard, however it was acquired.
+fn touch<T: bytemuck::Pod>(g: &mut MutexGuard<'_, T>) {
+    let bytes = bytemuck::bytes_of_mut(&mut **g);
+    let sum = bytes.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+    if let Some(first) = bytes.first_mut() {
+        *first = first.wrapping_add(1);
+    }
+    std::hint::black_box(sum);
+}
+
+fn touch_slice<T: bytemuck::Pod>(g: &mut MutexGuard<'_, [T]>) {
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut g[..]);
+    if let Some(last) = bytes.last_mut() {
+        *last = last.wrapping_add(1);
+    }
+    let sum = bytes.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+    std::hint::black_box(sum);
+}
+
+fn try_guard<G>(r: Result<G, TryLockError<G>>) -> Option<G> {
+    match r {
+        Ok(g) | Err(TryLockError::OwnerDied(g)) => Some(g),
+        Err(_) => None,
+    }
+}
+
+fn timed_guard<G>(r: Result<G, LockTimeoutError<G>>) -> Option<G> {
+    match r {
+        Ok(g) | Err(LockTimeoutError::OwnerDied(g)) => Some(g),
+        Err(_) => None,
+    }
+}
+
+fn mutex<T: bytemuck::Pod>(name: &Name, _file_len: u64, lock: bool) -> Result<String, ShmError> {
+    let m = Mutex::<T>::open(name)?;
+    assert_eq!(m.name(), Some(FILE));
+    if !lock {
+        return Ok("Mutex: not locked (known finding)".into());
+    }
+    let first = m.try_lock();
+    let tried = describe_try(&first);
+    if let Some(mut g) = try_guard(first) {
+        touch(&mut g);
+    }
+    let second = m.lock_timeout(LOCK_WAIT);
+    let timed = describe_timed(&second);
+    if let Some(mut g) = timed_guard(second) {
+        touch(&mut g);
+    }
+    Ok(format!("Mutex: try_lock {tried}, lock_timeout {timed}"))
+}
+
+fn value<T: bytemuck::Pod>(name: &Name, _file_len: u64, lock: bool) -> Result<String, ShmError> {
+    let v = Value::<T>::open(name)?;
+    assert_eq!(v.name(), Some(FILE));
+    if !lock {
+        return Ok("Value: not locked (known finding)".into());
+    }
+    let first = v.try_lock();
+    let tried = describe_try(&first);
+    if let Some(mut g) = try_guard(first) {
+        touch(&mut g);
+    }
+    let second = v.lock_timeout(LOCK_WAIT);
+    let timed = describe_timed(&second);
+    if let Some(mut g) = timed_guard(second) {
+        touch(&mut g);
+    }
+    Ok(format!("Value: try_lock {tried}, lock_timeout {timed}"))
+}
+
+fn array<T: bytemuck::Pod>(name: &Name, file_len: u64, lock: bool) -> Result<String, ShmError> {
+    let a = Array::<T>::open(name)?;
+    assert_eq!(a.name(), Some(FILE));
+    let len = a.len();
+    assert_eq!(a.is_empty(), len == 0);
+    // A lower bound: the control block (a pthread mutex) comes first too.
+    assert_fits::<T>("Array", 0, len, file_len);
+    if !lock {
+        return Ok(format!("Array of {len}: not locked (known finding)"));
+    }
+    let first = a.try_lock();
+    let tried = describe_try(&first);
+    if let Some(mut g) = try_guard(first) {
+        assert_eq!(g.len(), len, "guard length differs from len()");
+        touch_slice(&mut g);
+    }
+    let second = a.lock_timeout(LOCK_WAIT);
+    let timed = describe_timed(&second);
+    if let Some(mut g) = timed_guard(second) {
+        touch_slice(&mut g);
+    }
+    Ok(format!("Array of {len}: try_lock {tried}, lock_timeout {timed}"))
+}
