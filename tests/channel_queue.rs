@@ -15,7 +15,10 @@ const PRODUCERS: u32 = 4;
 const PER_PRODUCER: u32 = 20_000;
 const CONSUMERS: u32 = 3;
 
-fn produce(arg: (Queue<(u32, u32)>, u32)) {
+/// A message tagged with its producer and its sequence number there.
+type Tagged = (u32, u32);
+
+fn produce(arg: (Queue<Tagged>, u32)) {
     let (q, id) = arg;
     for seq in 0..PER_PRODUCER {
         q.put((id, seq)).unwrap();
@@ -24,7 +27,7 @@ fn produce(arg: (Queue<(u32, u32)>, u32)) {
 
 /// Takes messages until the stop marker, checks per-producer order, and
 /// reports what it got on `results`.
-fn consume(arg: (Queue<(u32, u32)>, Queue<Vec<(u32, u32)>>)) {
+fn consume(arg: (Queue<Tagged>, Queue<Vec<Tagged>>)) {
     let (q, results) = arg;
     let mut got = Vec::new();
     let mut last: HashMap<u32, u32> = HashMap::new();
@@ -66,7 +69,7 @@ fn queue_four_producers_three_consumers_exactly_once_in_order() {
         assert_eq!(join(c), 0);
     }
     all.sort_unstable();
-    let expected: Vec<(u32, u32)> = (0..PRODUCERS).flat_map(|id| (0..PER_PRODUCER).map(move |s| (id, s))).collect();
+    let expected: Vec<Tagged> = (0..PRODUCERS).flat_map(|id| (0..PER_PRODUCER).map(move |s| (id, s))).collect();
     assert_eq!(all.len(), expected.len(), "every message exactly once");
     assert_eq!(all, expected);
 }

@@ -6,29 +6,10 @@ multiproc::test_support!();
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{join, unique, wait_for_flag};
+use common::{WATCH, join, unique, wait_for_flag, watchdog};
 use multiproc::{BoundedSemaphore, Process, Semaphore, ShmError, Value};
-
-/// Aborts the test binary if a test runs longer than `limit`: no test may
-/// hang, even if a wait under test is broken.
-struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
-
-fn watchdog(limit: Duration) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    let test = std::thread::current().name().unwrap_or("?").to_string();
-    std::thread::spawn(move || {
-        if rx.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
-            eprintln!("watchdog: {test} still running after {limit:?}");
-            std::process::abort();
-        }
-    });
-    Watchdog(tx)
-}
-
-const WATCH: Duration = Duration::from_secs(60);
 
 #[test]
 fn semaphore_counts_down_and_up() {

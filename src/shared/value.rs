@@ -6,126 +6,53 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use crate::segment::header::Kind;
-use crate::segment::object::{Control, Object, shared_object};
+use crate::segment::object::{Control, Object};
 use crate::sync::{
     LockCtrl, LockResult, LockTimeoutError, MutexGuard, TryLockError, init_locked, lock_timeout_with, lock_with,
-    try_lock_with,
+    single_lock, try_lock_with,
 };
 use crate::{Name, ShmError};
 
-type Ctrl = LockCtrl<{ Kind::Value as u32 }>;
-
 // SAFETY: `repr(C)` around a pthread mutex (integers in an UnsafeCell).
-unsafe impl Control for Ctrl {
+unsafe impl Control for LockCtrl<{ Kind::Value as u32 }> {
     const KIND: Kind = Kind::Value;
 }
 
-/// One value of type `T` shared between processes, behind a lock —
-/// Python's `multiprocessing.Value`.
-///
-/// [`lock`](Self::lock) returns a guard that derefs to `T`; [`get`](Self::get)
-/// and [`set`](Self::set) lock for one read or write. Read-modify-write
-/// sequences (`+= 1`) must hold the guard across both steps, exactly as in
-/// Python (`with v.get_lock(): v.value += 1`).
-///
-/// `T` is any [`bytemuck::Pod`] type: integers, floats, arrays of them, or
-/// `#[derive(Pod)]` structs. A `Value<u32>` opened as a `Value<u64>` (or a
-/// `Value<f32>`) is refused with [`ShmError::Mismatch`].
-///
-/// # Owner death
-///
-/// As for [`Mutex`](crate::Mutex): when a process dies holding the lock, the
-/// next locker gets [`LockError::OwnerDied`](crate::LockError::OwnerDied) with the guard (or the value, for
-/// `get`), and the lock works normally afterwards.
-///
-/// # Examples
-///
-/// ```
-/// use multiproc::Value;
-///
-/// let counter = Value::new(0i64)?;
-/// *counter.lock().unwrap() += 5;
-/// counter.set(counter.get().unwrap() * 2).unwrap();
-/// assert_eq!(counter.get().unwrap(), 10);
-/// # Ok::<(), multiproc::ShmError>(())
-/// ```
-pub struct Value<T: Pod> {
-    obj: Object<Ctrl, T>,
-}
-
-shared_object!(Value<T: Pod>);
+single_lock!(
+    /// One value of type `T` shared between processes, behind a lock —
+    /// Python's `multiprocessing.Value`.
+    ///
+    /// [`lock`](Self::lock) returns a guard that derefs to `T`; [`get`](Self::get)
+    /// and [`set`](Self::set) lock for one read or write. Read-modify-write
+    /// sequences (`+= 1`) must hold the guard across both steps, exactly as in
+    /// Python (`with v.get_lock(): v.value += 1`).
+    ///
+    /// `T` is any [`bytemuck::Pod`] type: integers, floats, arrays of them, or
+    /// `#[derive(Pod)]` structs. A `Value<u32>` opened as a `Value<u64>` (or a
+    /// `Value<f32>`) is refused with [`ShmError::Mismatch`].
+    ///
+    /// # Owner death
+    ///
+    /// As for [`Mutex`](crate::Mutex): when a process dies holding the lock, the
+    /// next locker gets [`LockError::OwnerDied`](crate::LockError::OwnerDied) with the guard (or the value, for
+    /// `get`), and the lock works normally afterwards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::Value;
+    ///
+    /// let counter = Value::new(0i64)?;
+    /// *counter.lock().unwrap() += 5;
+    /// counter.set(counter.get().unwrap() * 2).unwrap();
+    /// assert_eq!(counter.get().unwrap(), 10);
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    Value,
+    Value
+);
 
 impl<T: Pod> Value<T> {
-    /// Creates a named value.
-    ///
-    /// # Errors
-    ///
-    /// [`ShmError::AlreadyExists`], [`ShmError::InvalidName`] and OS errors.
-    pub fn create(name: impl Into<Name>, value: T) -> Result<Value<T>, ShmError> {
-        Ok(Value { obj: Object::create(Some(name.into()), 1, |c, e| init_locked(c, e, &[value]))? })
-    }
-
-    /// Opens a named value of type `T`.
-    ///
-    /// # Errors
-    ///
-    /// [`ShmError::NotFound`]; [`ShmError::Mismatch`] when the name holds
-    /// another kind of object or a value of another type;
-    /// [`ShmError::Corrupt`] for a file that is not a valid segment.
-    pub fn open(name: impl Into<Name>) -> Result<Value<T>, ShmError> {
-        Ok(Value { obj: Object::open(name.into(), Some(1))? })
-    }
-
-    /// Opens the named value, or creates it holding `value`.
-    ///
-    /// # Errors
-    ///
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    pub fn open_or_create(name: impl Into<Name>, value: T) -> Result<Value<T>, ShmError> {
-        Ok(Value { obj: Object::open_or_create(name.into(), 1, |c, e| init_locked(c, e, &[value]))? })
-    }
-
-    /// Creates an anonymous value, to share with child processes.
-    ///
-    /// # Errors
-    ///
-    /// OS errors.
-    pub fn new(value: T) -> Result<Value<T>, ShmError> {
-        Ok(Value { obj: Object::create(None, 1, |c, e| init_locked(c, e, &[value]))? })
-    }
-
-    fn guard(&self) -> MutexGuard<'_, T> {
-        MutexGuard::new(&self.obj.ctrl().raw, self.obj.elems())
-    }
-
-    /// Locks the value; the guard derefs to `T`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Mutex::lock`](crate::Mutex::lock).
-    #[inline]
-    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        lock_with(&self.obj.ctrl().raw, || self.guard())
-    }
-
-    /// Locks the value if the lock is free.
-    ///
-    /// # Errors
-    ///
-    /// As [`Mutex::try_lock`](crate::Mutex::try_lock).
-    pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError<MutexGuard<'_, T>>> {
-        try_lock_with(&self.obj.ctrl().raw, || self.guard())
-    }
-
-    /// Locks the value, waiting at most `timeout`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Mutex::lock_timeout`](crate::Mutex::lock_timeout).
-    pub fn lock_timeout(&self, timeout: Duration) -> Result<MutexGuard<'_, T>, LockTimeoutError<MutexGuard<'_, T>>> {
-        lock_timeout_with(&self.obj.ctrl().raw, timeout, || self.guard())
-    }
-
     /// Reads the value under the lock.
     ///
     /// # Errors
@@ -168,11 +95,5 @@ impl<T: Pod> Value<T> {
     pub unsafe fn set_unlocked(&self, value: T) {
         // SAFETY: in bounds and aligned; the caller excludes concurrent access.
         unsafe { self.obj.elems().write(value) }
-    }
-
-    /// A pointer to the value, for the caller's own synchronisation (for
-    /// example atomics on an integer `T`).
-    pub fn as_ptr(&self) -> *mut T {
-        self.obj.elems()
     }
 }

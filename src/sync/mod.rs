@@ -26,6 +26,6 @@ pub use error::{
 pub use error::{LockError, LockResult, LockTimeoutError, TryLockError};
 pub use event::Event;
 pub use mutex::{Lock, Mutex, MutexGuard};
-pub(crate) use mutex::{LockCtrl, init_locked, lock_timeout_with, lock_with, try_lock_with};
+pub(crate) use mutex::{LockCtrl, init_locked, lock_timeout_with, lock_with, single_lock, try_lock_with};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};

@@ -12,7 +12,7 @@ use super::error::{LockError, LockResult, LockTimeoutError, TryLockError};
 use super::raw::RawMutex;
 use super::wait::deadline;
 use crate::segment::header::Kind;
-use crate::segment::object::{Control, Object, shared_object};
+use crate::segment::object::{Control, Object};
 use crate::sys::pthread::Locked;
 use crate::{Name, ShmError};
 
@@ -77,145 +77,165 @@ pub(crate) fn init_locked<T: Pod, const K: u32>(
     RawMutex::init(ctrl.cast(), false)
 }
 
-/// A cross-process mutual-exclusion lock protecting a `T` in shared memory.
-///
-/// `lock()` blocks until the lock is free and returns a guard that gives
-/// access to the data and unlocks when dropped, like [`std::sync::Mutex`].
-/// `T` must be [`Pod`]: plain bytes, with no pointers, since the data is read
-/// by other processes at other addresses. Use [`Lock`] (`Mutex<()>`) for a
-/// lock without data, as Python's `multiprocessing.Lock`.
-///
-/// A mutex is **named** ([`create`](Self::create) / [`open`](Self::open)),
-/// or **anonymous** ([`new`](Self::new)) and handed to child processes in
-/// their start argument.
-///
-/// # Owner death
-///
-/// The lock is a robust, process-shared pthread mutex. When a process dies
-/// holding it (killed by `SIGKILL`, say), the next `lock()` acquires it and
-/// returns [`LockError::OwnerDied`] with the guard: the caller decides
-/// whether the data is usable. The lock is repaired at that moment and works
-/// normally from then on; only that one caller is told. It never deadlocks
-/// on a dead owner, and the death is never hidden.
-///
-/// A panic in the holding thread unwinds and drops the guard, which unlocks
-/// normally: unlike `std`, there is no poisoning.
-///
-/// # Examples
-///
-/// ```
-/// use multiproc::Mutex;
-///
-/// let m = Mutex::new(0u64)?;
-/// *m.lock().unwrap() += 1;
-/// assert_eq!(*m.lock().unwrap(), 1);
-/// # Ok::<(), multiproc::ShmError>(())
-/// ```
-///
-/// Recovering from a dead owner:
-///
-/// ```
-/// use multiproc::{LockError, Mutex};
-///
-/// let m = Mutex::new(7u32)?;
-/// let guard = match m.lock() {
-///     Ok(g) => g,
-///     Err(LockError::OwnerDied(g)) => g, // check or repair the data here
-///     Err(e) => panic!("{e}"),
-/// };
-/// assert_eq!(*guard, 7);
-/// # Ok::<(), multiproc::ShmError>(())
-/// ```
-pub struct Mutex<T: Pod> {
-    obj: Object<LockCtrl<{ Kind::Mutex as u32 }>, T>,
-}
+/// Defines a public type holding one `T` behind a robust lock — [`Mutex`]
+/// and [`Value`](crate::Value) — with its constructors, lock methods and
+/// raw pointer, so both share one implementation. The type's doc comment
+/// comes before the invocation; `$kind` is its [`Kind`].
+macro_rules! single_lock {
+    ($(#[$doc:meta])* $name:ident, $kind:ident) => {
+        $(#[$doc])*
+        pub struct $name<T: Pod> {
+            obj: Object<LockCtrl<{ Kind::$kind as u32 }>, T>,
+        }
 
-shared_object!(Mutex<T: Pod>);
+        $crate::segment::object::shared_object!($name<T: Pod>);
+
+        impl<T: Pod> $name<T> {
+            /// Creates a named object holding `value`.
+            ///
+            /// # Errors
+            ///
+            /// [`ShmError::AlreadyExists`], [`ShmError::InvalidName`] and OS errors.
+            pub fn create(name: impl Into<Name>, value: T) -> Result<$name<T>, ShmError> {
+                Ok($name { obj: Object::create(Some(name.into()), 1, |c, e| init_locked(c, e, &[value]))? })
+            }
+
+            /// Opens a named object holding a `T`.
+            ///
+            /// # Errors
+            ///
+            /// [`ShmError::NotFound`]; [`ShmError::Mismatch`] when the name holds
+            /// something else (another kind, or another element type);
+            /// [`ShmError::Corrupt`] for a file that is not a valid segment.
+            pub fn open(name: impl Into<Name>) -> Result<$name<T>, ShmError> {
+                Ok($name { obj: Object::open(name.into(), Some(1))? })
+            }
+
+            /// Opens the named object, or creates it holding `value`.
+            ///
+            /// # Errors
+            ///
+            /// As [`create`](Self::create) and [`open`](Self::open).
+            pub fn open_or_create(name: impl Into<Name>, value: T) -> Result<$name<T>, ShmError> {
+                Ok($name { obj: Object::open_or_create(name.into(), 1, |c, e| init_locked(c, e, &[value]))? })
+            }
+
+            /// Creates an anonymous object holding `value`, to share with
+            /// child processes.
+            ///
+            /// # Errors
+            ///
+            /// OS errors (out of memory, too many open files).
+            pub fn new(value: T) -> Result<$name<T>, ShmError> {
+                Ok($name { obj: Object::create(None, 1, |c, e| init_locked(c, e, &[value]))? })
+            }
+
+            fn guard(&self) -> MutexGuard<'_, T> {
+                MutexGuard::new(&self.obj.ctrl().raw, self.obj.elems())
+            }
+
+            /// Blocks until the lock is acquired; the guard derefs to `T`.
+            ///
+            /// # Errors
+            ///
+            /// [`LockError::OwnerDied`](crate::LockError::OwnerDied) (with the
+            /// guard) when the previous owner died holding it;
+            /// [`LockError::Unusable`](crate::LockError::Unusable) when the
+            /// lock's memory is not a valid lock (a hostile or corrupt segment).
+            #[inline]
+            pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+                lock_with(&self.obj.ctrl().raw, || self.guard())
+            }
+
+            /// Acquires the lock if it is free, without blocking.
+            ///
+            /// # Errors
+            ///
+            /// [`TryLockError::WouldBlock`] when it is held; otherwise as
+            /// [`lock`](Self::lock).
+            pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError<MutexGuard<'_, T>>> {
+                try_lock_with(&self.obj.ctrl().raw, || self.guard())
+            }
+
+            /// Blocks until the lock is acquired or `timeout` passes.
+            ///
+            /// # Errors
+            ///
+            /// [`LockTimeoutError::Timeout`]; otherwise as [`lock`](Self::lock).
+            pub fn lock_timeout(
+                &self,
+                timeout: Duration,
+            ) -> Result<MutexGuard<'_, T>, LockTimeoutError<MutexGuard<'_, T>>> {
+                lock_timeout_with(&self.obj.ctrl().raw, timeout, || self.guard())
+            }
+
+            /// A pointer to the data, for lock-free access by the caller's own
+            /// protocol. Reading or writing through it while another process
+            /// may write is a data race: hold the lock, or use atomics.
+            pub fn as_ptr(&self) -> *mut T {
+                self.obj.elems()
+            }
+        }
+    };
+}
+pub(crate) use single_lock;
+
+single_lock!(
+    /// A cross-process mutual-exclusion lock protecting a `T` in shared memory.
+    ///
+    /// `lock()` blocks until the lock is free and returns a guard that gives
+    /// access to the data and unlocks when dropped, like [`std::sync::Mutex`].
+    /// `T` must be [`Pod`]: plain bytes, with no pointers, since the data is read
+    /// by other processes at other addresses. Use [`Lock`] (`Mutex<()>`) for a
+    /// lock without data, as Python's `multiprocessing.Lock`.
+    ///
+    /// A mutex is **named** ([`create`](Self::create) / [`open`](Self::open)),
+    /// or **anonymous** ([`new`](Self::new)) and handed to child processes in
+    /// their start argument.
+    ///
+    /// # Owner death
+    ///
+    /// The lock is a robust, process-shared pthread mutex. When a process dies
+    /// holding it (killed by `SIGKILL`, say), the next `lock()` acquires it and
+    /// returns [`LockError::OwnerDied`] with the guard: the caller decides
+    /// whether the data is usable. The lock is repaired at that moment and works
+    /// normally from then on; only that one caller is told. It never deadlocks
+    /// on a dead owner, and the death is never hidden.
+    ///
+    /// A panic in the holding thread unwinds and drops the guard, which unlocks
+    /// normally: unlike `std`, there is no poisoning.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::Mutex;
+    ///
+    /// let m = Mutex::new(0u64)?;
+    /// *m.lock().unwrap() += 1;
+    /// assert_eq!(*m.lock().unwrap(), 1);
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    ///
+    /// Recovering from a dead owner:
+    ///
+    /// ```
+    /// use multiproc::{LockError, Mutex};
+    ///
+    /// let m = Mutex::new(7u32)?;
+    /// let guard = match m.lock() {
+    ///     Ok(g) => g,
+    ///     Err(LockError::OwnerDied(g)) => g, // check or repair the data here
+    ///     Err(e) => panic!("{e}"),
+    /// };
+    /// assert_eq!(*guard, 7);
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    Mutex,
+    Mutex
+);
 
 /// A cross-process lock with no data: Python's `multiprocessing.Lock`.
 pub type Lock = Mutex<()>;
-
-impl<T: Pod> Mutex<T> {
-    /// Creates a named mutex holding `value`.
-    ///
-    /// # Errors
-    ///
-    /// [`ShmError::AlreadyExists`], [`ShmError::InvalidName`] and OS errors.
-    pub fn create(name: impl Into<Name>, value: T) -> Result<Mutex<T>, ShmError> {
-        Ok(Mutex { obj: Object::create(Some(name.into()), 1, |c, e| init_locked(c, e, &[value]))? })
-    }
-
-    /// Opens a named mutex.
-    ///
-    /// # Errors
-    ///
-    /// [`ShmError::NotFound`]; [`ShmError::Mismatch`] when the name holds
-    /// something else (another kind, or a `Mutex` of another type);
-    /// [`ShmError::Corrupt`] for a file that is not a valid segment.
-    pub fn open(name: impl Into<Name>) -> Result<Mutex<T>, ShmError> {
-        Ok(Mutex { obj: Object::open(name.into(), Some(1))? })
-    }
-
-    /// Opens the named mutex, or creates it holding `value`.
-    ///
-    /// # Errors
-    ///
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    pub fn open_or_create(name: impl Into<Name>, value: T) -> Result<Mutex<T>, ShmError> {
-        Ok(Mutex { obj: Object::open_or_create(name.into(), 1, |c, e| init_locked(c, e, &[value]))? })
-    }
-
-    /// Creates an anonymous mutex holding `value`, to share with children.
-    ///
-    /// # Errors
-    ///
-    /// OS errors (out of memory, too many open files).
-    pub fn new(value: T) -> Result<Mutex<T>, ShmError> {
-        Ok(Mutex { obj: Object::create(None, 1, |c, e| init_locked(c, e, &[value]))? })
-    }
-
-    fn guard(&self) -> MutexGuard<'_, T> {
-        MutexGuard::new(&self.obj.ctrl().raw, self.obj.elems())
-    }
-
-    /// Blocks until the lock is acquired.
-    ///
-    /// # Errors
-    ///
-    /// [`LockError::OwnerDied`] (with the guard) when the previous owner died
-    /// holding it; [`LockError::Unusable`] when the lock's memory is not a
-    /// valid lock (a hostile or corrupt segment).
-    #[inline]
-    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        lock_with(&self.obj.ctrl().raw, || self.guard())
-    }
-
-    /// Acquires the lock if it is free, without blocking.
-    ///
-    /// # Errors
-    ///
-    /// [`TryLockError::WouldBlock`] when it is held; otherwise as
-    /// [`lock`](Self::lock).
-    pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError<MutexGuard<'_, T>>> {
-        try_lock_with(&self.obj.ctrl().raw, || self.guard())
-    }
-
-    /// Blocks until the lock is acquired or `timeout` passes.
-    ///
-    /// # Errors
-    ///
-    /// [`LockTimeoutError::Timeout`]; otherwise as [`lock`](Self::lock).
-    pub fn lock_timeout(&self, timeout: Duration) -> Result<MutexGuard<'_, T>, LockTimeoutError<MutexGuard<'_, T>>> {
-        lock_timeout_with(&self.obj.ctrl().raw, timeout, || self.guard())
-    }
-
-    /// A pointer to the data, for lock-free access by the caller's own
-    /// protocol. Reading or writing through it while another process may
-    /// write is a data race: hold the lock, or use atomics.
-    pub fn as_ptr(&self) -> *mut T {
-        self.obj.elems()
-    }
-}
 
 /// Access to locked data; unlocks when dropped.
 ///

@@ -34,3 +34,25 @@ pub fn wait_for_flag(flag: &Value<u32>, want: u32) {
 pub fn join(p: &mut Process) -> i32 {
     p.join_timeout(Duration::from_secs(20)).expect("join").expect("child still running after 20 s")
 }
+
+/// Aborts the test binary if the test that made it runs longer than its
+/// limit: no test may hang, even when a wait under test is broken. Dropping
+/// it (at the end of the test) disarms it.
+pub struct Watchdog(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+/// The limit tests use unless they need another.
+pub const WATCH: Duration = Duration::from_secs(60);
+
+/// Arms a [`Watchdog`] for the calling test.
+pub fn watchdog(limit: Duration) -> Watchdog {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel::<()>();
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("watchdog: {test} still running after {limit:?}");
+            std::process::abort();
+        }
+    });
+    Watchdog(tx)
+}
