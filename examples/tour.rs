@@ -8,12 +8,22 @@
 mod hello_process;
 #[path = "lock_printer.rs"]
 mod lock_printer;
+#[path = "pipe_echo.rs"]
+mod pipe_echo;
 #[path = "process_basics.rs"]
 mod process_basics;
 #[path = "process_square.rs"]
 mod process_square;
 #[path = "process_squares.rs"]
 mod process_squares;
+#[path = "producer_consumers.rs"]
+mod producer_consumers;
+#[path = "queue_hello.rs"]
+mod queue_hello;
+#[path = "queue_result.rs"]
+mod queue_result;
+#[path = "queue_squares.rs"]
+mod queue_squares;
 #[path = "shared_array.rs"]
 mod shared_array;
 #[path = "shared_counter.rs"]
@@ -39,6 +49,19 @@ const EXAMPLES: &[Example] = &[
         "a named SharedMemory block viewed as [i32], filled by a child, opened by name",
         shared_memory_sum::main,
     ),
+    ("queue_hello", "a producer process hands a greeting to a consumer process through a Queue", queue_hello::main),
+    (
+        "queue_result",
+        "a child sends the result of a long computation back to its parent on a Queue",
+        queue_result::main,
+    ),
+    (
+        "producer_consumers",
+        "one producer, two consumers on one Queue; each item is taken once; stop markers end the consumers",
+        producer_consumers::main,
+    ),
+    ("queue_squares", "five processes put their results on one Queue; the parent collects them", queue_squares::main),
+    ("pipe_echo", "a duplex Pipe carries a request to a worker and its reply back", pipe_echo::main),
 ];
 
 fn main() {

@@ -10,6 +10,7 @@ pub mod shared;
 pub mod sync;
 pub(crate) mod sys;
 
+pub use channel::{Connection, Pipe};
 pub use channel::{JoinableQueue, Queue, SimpleQueue};
 pub use process::{Process, ProcessError, StartMethod, init};
 pub use segment::{DEFAULT_DIR, DIR_ENV, MAX_NAME_LEN, Name, SharedMemory, ShmError, unlink};

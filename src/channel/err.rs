@@ -254,3 +254,68 @@ impl From<RecvError> for RecvTimeoutError {
         }
     }
 }
+
+/// Why [`recv_bytes_into`](crate::channel::Connection::recv_bytes_into)
+/// failed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RecvIntoError {
+    /// The buffer was shorter than the message. The message was consumed,
+    /// and is handed over whole here (Python's `BufferTooShort`).
+    BufferTooShort(Vec<u8>),
+    /// The end was closed and every message in it has been received.
+    Closed,
+    /// End of stream: every sending peer is gone (dropped or dead) and
+    /// every message it sent has been received.
+    Disconnected,
+    /// The channel is faulty.
+    Failed(Failure),
+}
+
+impl RecvIntoError {
+    /// The message that did not fit, if that was the trouble.
+    pub fn into_message(self) -> Option<Vec<u8>> {
+        match self {
+            RecvIntoError::BufferTooShort(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Whether the buffer was too short.
+    pub fn is_buffer_too_short(&self) -> bool {
+        matches!(self, RecvIntoError::BufferTooShort(_))
+    }
+}
+
+impl fmt::Debug for RecvIntoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvIntoError::BufferTooShort(m) => write!(f, "BufferTooShort({} bytes)", m.len()),
+            RecvIntoError::Closed => f.write_str("Closed"),
+            RecvIntoError::Disconnected => f.write_str("Disconnected"),
+            RecvIntoError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl fmt::Display for RecvIntoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvIntoError::BufferTooShort(m) => write!(f, "buffer too short for a message of {} bytes", m.len()),
+            RecvIntoError::Closed => f.write_str(CLOSED),
+            RecvIntoError::Disconnected => f.write_str(DISCONNECTED),
+            RecvIntoError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for RecvIntoError {}
+
+impl From<RecvError> for RecvIntoError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Closed => RecvIntoError::Closed,
+            RecvError::Disconnected => RecvIntoError::Disconnected,
+            RecvError::Failed(f) => RecvIntoError::Failed(f),
+        }
+    }
+}

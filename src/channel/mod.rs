@@ -10,3 +10,9 @@ pub use message::{Message, Plain};
 pub use queue::{
     DEFAULT_CAPACITY, Iter, JoinableQueue, MAX_CAPACITY, Queue, ReadView, SimpleQueue, TaskDoneError, WriteSlot,
 };
+mod pipe;
+mod select;
+
+pub use err::RecvIntoError;
+pub use pipe::{CanRecv, CanSend, Connection, Direction, Duplex, Pipe, RecvOnly, SendOnly};
+pub use select::{Waitable, wait};

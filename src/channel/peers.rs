@@ -48,3 +48,15 @@ pub(crate) fn anyone_holds(seg: BorrowedFd<'_>, byte: u64) -> bool {
         Err(_) => true,
     }
 }
+
+/// Whether `a` and `b` are descriptors of the same file (device and inode),
+/// to check that a hold inherited by a child belongs to the segment it came
+/// with. `false` when either cannot be asked.
+pub(crate) fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |fd: BorrowedFd<'_>| {
+        let m = std::fs::File::from(fd.try_clone_to_owned()?).metadata()?;
+        io::Result::Ok((m.dev(), m.ino()))
+    };
+    matches!((id(a), id(b)), (Ok(x), Ok(y)) if x == y)
+}

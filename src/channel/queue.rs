@@ -196,7 +196,7 @@ fn failure(stop: Stop) -> Failure {
     }
 }
 
-fn send_error<T>(stop: Stop, msg: T) -> SendTimeoutError<T> {
+pub(crate) fn send_error<T>(stop: Stop, msg: T) -> SendTimeoutError<T> {
     match stop {
         Stop::Timeout => SendTimeoutError::Timeout(msg),
         Stop::Closed => SendTimeoutError::Closed(msg),
@@ -205,7 +205,7 @@ fn send_error<T>(stop: Stop, msg: T) -> SendTimeoutError<T> {
     }
 }
 
-fn recv_error(stop: Stop) -> RecvTimeoutError {
+pub(crate) fn recv_error(stop: Stop) -> RecvTimeoutError {
     match stop {
         Stop::Timeout => RecvTimeoutError::Timeout,
         Stop::Closed => RecvTimeoutError::Closed,
@@ -383,6 +383,11 @@ impl<T: Message, F: Flavor> Core<T, F> {
         self.ring().close();
     }
 
+    /// Whether every writer is gone (for `wait`); see `Shared::writers_gone`.
+    pub(crate) fn writers_gone(&self, probe: bool) -> bool {
+        self.shared.writers_gone(probe)
+    }
+
     /// Marks one message as processed (JoinableQueue).
     pub(crate) fn task_done(&self) -> Result<(), TaskDoneError> {
         let ctrl = self.shared.obj.ctrl();
@@ -429,7 +434,7 @@ impl<F: Flavor> QueueCtrl<F> {
 
 /// Runs `f` with this thread's encoding buffer (a fresh one if the buffer
 /// is in use further up the stack).
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
@@ -462,7 +467,12 @@ pub struct WriteSlot<'a> {
     slot: ring::Slot<'a>,
 }
 
-impl WriteSlot<'_> {
+impl<'a> WriteSlot<'a> {
+    /// Wraps a reserved ring slot (also used by `Connection`).
+    pub(crate) fn from_slot(slot: ring::Slot<'a>) -> Self {
+        WriteSlot { slot }
+    }
+
     /// Sends the message.
     pub fn commit(self) {
         self.slot.commit();
@@ -497,7 +507,17 @@ pub struct ReadView<'a> {
     inner: ViewInner<'a>,
 }
 
-impl ReadView<'_> {
+impl<'a> ReadView<'a> {
+    /// A message read in place (also used by `Connection`).
+    pub(crate) fn in_place(view: ring::View<'a>) -> Self {
+        ReadView { inner: ViewInner::Ring(view) }
+    }
+
+    /// A streamed message, assembled in local memory.
+    pub(crate) fn owned(bytes: Vec<u8>) -> Self {
+        ReadView { inner: ViewInner::Owned(bytes) }
+    }
+
     /// Whether the bytes are read in place (not copied).
     pub fn is_in_place(&self) -> bool {
         matches!(self.inner, ViewInner::Ring(_))
@@ -589,6 +609,11 @@ macro_rules! queue_type {
             /// [`ShmError::InvalidSize`] above [`MAX_CAPACITY`], OS errors.
             pub fn new(capacity: usize) -> Result<Self, ShmError> {
                 Ok($name { core: Core::new(capacity)? })
+            }
+
+            /// The machinery, for `wait` (`select.rs`).
+            pub(crate) fn core(&self) -> &Core<T, $flavor> {
+                &self.core
             }
 
             /// The name, or `None` for an anonymous queue.

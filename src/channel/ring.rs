@@ -142,12 +142,44 @@ impl Drop for Held<'_> {
 }
 
 fn acquire(lock: &RawMutex, deadline: Option<Instant>, try_only: bool) -> Result<Held<'_>, Stop> {
-    let got = if try_only { lock.try_lock() } else { lock.lock_until(deadline) };
+    let got = if try_only { lock.try_lock() } else { lock_in_slices(lock, deadline) };
     match got {
         // A dead holder left nothing half-published (see the module docs).
         Locked::Yes | Locked::OwnerDied => Ok(Held(lock)),
         Locked::Busy => Err(Stop::Timeout),
         Locked::Unusable(e) => Err(Stop::Broken(format!("channel lock unusable: {e}"))),
+    }
+}
+
+/// Spins before the first sleep, as `RawMutex::lock` does.
+const LOCK_SPINS: u32 = 40;
+
+/// Locks `lock`, sleeping at most [`LIVENESS_SLICE`] at a time until
+/// `deadline`.
+///
+/// A robust mutex can lose a wake-up for good: when the unlocker wakes a
+/// waiter that is killed before it takes the lock, and another process takes
+/// the lock first, the "there are sleepers" bit dies with the woken waiter
+/// (the kernel's clean-up of the dead waiter only wakes someone if the lock
+/// is free at that moment). The other sleepers would then sleep forever on a
+/// free lock; a timed sleep re-reads the lock word and takes it instead.
+fn lock_in_slices(lock: &RawMutex, deadline: Option<Instant>) -> Locked {
+    for _ in 0..LOCK_SPINS {
+        match lock.try_lock() {
+            Locked::Busy => std::hint::spin_loop(),
+            other => return other,
+        }
+    }
+    loop {
+        let slice = wait::deadline(LIVENESS_SLICE);
+        let until = match (deadline, slice) {
+            (Some(d), Some(s)) => Some(d.min(s)),
+            (d, s) => d.or(s),
+        };
+        match lock.lock_until(until) {
+            Locked::Busy if !wait::expired(deadline) => {}
+            other => return other,
+        }
     }
 }
 
@@ -261,8 +293,9 @@ impl<'a> Ring<'a> {
 
     /// The futex word receivers sleep on, and its waiter count (for `wait`
     /// over several channels).
-    pub(crate) fn data_word(&self) -> (&AtomicU32, &AtomicU32) {
-        (&self.prod().data_seq, &self.prod().data_waiters)
+    pub(crate) fn data_word(&self) -> (&'a AtomicU32, &'a AtomicU32) {
+        let p: &'a Producer = &self.ctrl.prod.0;
+        (&p.data_seq, &p.data_waiters)
     }
 
     // ----- producing -----
@@ -327,7 +360,12 @@ impl<'a> Ring<'a> {
         }
         p.tail.store(pos + Record::size(len), Ordering::Release);
         p.data_seq.fetch_add(1, Ordering::SeqCst);
-        wait::wake(&p.data_seq, &p.data_waiters, 1);
+        // A part of a stream is for the consumer holding `recv_lock` in the
+        // middle of it; waking just one sleeper could wake another consumer,
+        // which then blocks on `recv_lock`, leaving the first asleep for a
+        // whole liveness slice. So parts wake everyone.
+        let n = if kind == FULL { 1 } else { u32::MAX };
+        wait::wake(&p.data_seq, &p.data_waiters, n);
     }
 
     fn write_record(&self, pos: u64, kind: u8, payload: &[u8]) {
@@ -335,6 +373,29 @@ impl<'a> Ring<'a> {
         // inside the buffer; the payload follows the 8-byte header.
         unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), self.at(pos).add(HEADER as usize), payload.len()) };
         self.publish(pos, kind, payload.len() as u64);
+    }
+
+    /// Whether every chunk of a streamed message of `len` bytes fits now,
+    /// padding records included, so that a `try_` send never starts a stream
+    /// it would have to wait half-way through. The caller holds `send_lock`:
+    /// `tail` stays put and the free room can only grow.
+    fn stream_fits(&self, len: u64) -> Result<bool, Stop> {
+        let head = self.cons().head.load(Ordering::Acquire);
+        let start = self.prod().tail.load(Ordering::Relaxed);
+        let free = self.cap - self.used(head, start)?;
+        let max = self.max_chunk() as u64;
+        let (mut tail, mut left) = (start, len);
+        while left > 0 {
+            let chunk = left.min(max);
+            let size = Record::size(chunk);
+            let to_end = self.cap - (tail & (self.cap - 1));
+            tail += if size <= to_end { size } else { to_end + size };
+            if tail - start > free {
+                return Ok(false);
+            }
+            left -= chunk;
+        }
+        Ok(true)
     }
 
     /// Sends `msg` whole: one record, or a stream of chunks under one hold of
@@ -353,8 +414,9 @@ impl<'a> Ring<'a> {
             self.write_record(pos, FULL, msg);
             return Ok(());
         }
-        if try_only && self.free() < msg.len() + msg.len().div_ceil(max) * (HEADER as usize + 8) {
-            return Err(Stop::Timeout);
+        if try_only && !self.stream_fits(msg.len() as u64)? {
+            // As in `room`, closed is reported before full.
+            return Err(if self.is_closed() { Stop::Closed } else { Stop::Timeout });
         }
         let chunks = msg.chunks(max);
         let last = chunks.len() - 1;

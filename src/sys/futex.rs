@@ -44,3 +44,73 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
     let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n, 0usize, 0usize, 0u32) };
     r.max(0) as usize
 }
+
+/// The most words one [`wait_any`] can watch (`FUTEX_WAITV_MAX`).
+pub(crate) const WAIT_ANY_MAX: usize = 128;
+
+/// How a [`wait_any`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WakeAny {
+    /// Woken, interrupted, or some word no longer held its expected value:
+    /// look again.
+    Retry,
+    /// The deadline passed.
+    TimedOut,
+    /// The kernel has no `futex_waitv` (older than 5.16, or a seccomp
+    /// filter refuses it), or refused the list: poll instead.
+    Unsupported,
+}
+
+/// `futex_waitv` — sleeps while every `word` holds its `expected` value,
+/// until one of them is woken (by [`wake`] on it) or `deadline` passes
+/// (`None`: no deadline). At most [`WAIT_ANY_MAX`] words; an empty or
+/// longer list is [`WakeAny::Unsupported`].
+///
+/// # References
+///
+/// [`futex_waitv(2)`](https://docs.kernel.org/userspace-api/futex2.html),
+/// Linux 5.16.
+pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<std::time::Instant>) -> WakeAny {
+    if words.is_empty() || words.len() > WAIT_ANY_MAX {
+        return WakeAny::Unsupported;
+    }
+    let list: Vec<libc::futex_waitv> = words
+        .iter()
+        .map(|&(word, expected)| {
+            // SAFETY: `futex_waitv` is plain integers (with a private
+            // reserved field that must be zero); all-zero is a valid value.
+            let mut w: libc::futex_waitv = unsafe { std::mem::zeroed() };
+            w.val = u64::from(expected);
+            w.uaddr = word.as_ptr() as u64;
+            // A 32-bit word, shared between processes (no FUTEX2_PRIVATE).
+            w.flags = libc::FUTEX2_SIZE_U32 as u32;
+            w
+        })
+        .collect();
+    let ts = deadline.map(super::pthread::monotonic_timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `list` holds `list.len()` (1..=128) initialised entries, each
+    // naming a live, aligned 32-bit atomic borrowed for the whole call; the
+    // flags argument must be 0; `ts_ptr` is null or points to an absolute
+    // CLOCK_MONOTONIC timespec that outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            list.as_ptr(),
+            list.len() as libc::c_uint,
+            0 as libc::c_uint,
+            ts_ptr,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r >= 0 {
+        return WakeAny::Retry;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ETIMEDOUT) => WakeAny::TimedOut,
+        // EAGAIN: a word no longer held its value; EINTR: a signal.
+        Some(libc::EAGAIN | libc::EINTR) => WakeAny::Retry,
+        // ENOSYS, EPERM (seccomp), EINVAL, EFAULT...: never sleep blind.
+        _ => WakeAny::Unsupported,
+    }
+}

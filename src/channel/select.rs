@@ -1,0 +1,174 @@
+//! [`wait`]: sleeps until any of several channels can be received from —
+//! Python's `multiprocessing.connection.wait`.
+//!
+//! # How
+//!
+//! Every ring bumps its `data_seq` futex word when a message is published
+//! and when a peer leaves (see `ring.rs`). `wait` takes a snapshot of the
+//! words of all the channels, checks each channel, and if none is ready,
+//! sleeps on all the words at once with Linux's `futex_waitv` (5.16 or
+//! later), counted as a waiter on each so that producers wake it. A wake-up
+//! on any word, or a word that changed since the snapshot, sends it round
+//! again. As in a blocked `recv`, the sleep is cut into
+//! [`LIVENESS_SLICE`] pieces, after each of which the kernel is asked
+//! whether peers died (a death bumps no word).
+//!
+//! Where `futex_waitv` is missing (older kernels, seccomp filters) or the
+//! list is longer than the 128 words it takes, `wait` checks the channels
+//! every millisecond instead.
+//!
+//! A producer wakes one sleeper per message: when several threads or
+//! processes wait on the same channel, the others notice at the end of
+//! their slice, within about 100 ms.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::message::Message;
+use super::queue::{JoinableQueue, Queue, SimpleQueue};
+use super::ring::LIVENESS_SLICE;
+use crate::sync::wait as futex_wait;
+use crate::sys::futex::{self, WAIT_ANY_MAX, WakeAny};
+
+/// How often the fallback without `futex_waitv` looks.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
+
+pub(crate) mod sealed {
+    use std::sync::atomic::AtomicU32;
+
+    /// What [`wait`](super::wait) needs of a channel.
+    pub trait Watch {
+        /// The futex word bumped when a message arrives (or a peer leaves),
+        /// and the count of its sleepers.
+        fn data_word(&self) -> (&AtomicU32, &AtomicU32);
+
+        /// Whether a receive would return at once: a message is waiting, or
+        /// the channel is closed or at the end of its stream. With `probe`,
+        /// the kernel is asked whether peers are alive.
+        fn ready(&self, probe: bool) -> bool;
+    }
+}
+
+/// Something [`wait`] can watch: the ends of a [`Pipe`](super::Pipe) that
+/// can receive ([`Connection`](super::Connection)`<Duplex>` and
+/// `Connection<RecvOnly>`), and [`Queue`], [`SimpleQueue`] and
+/// [`JoinableQueue`]. Sealed.
+///
+/// An end that can only send is not waitable:
+///
+/// ```compile_fail
+/// let (_rx, tx) = multiproc::channel::Pipe::one_way().unwrap();
+/// multiproc::channel::wait(&[&tx], None);
+/// ```
+pub trait Waitable: sealed::Watch {}
+
+impl<W: sealed::Watch + ?Sized> Waitable for W {}
+
+macro_rules! watch_queue {
+    ($($q:ident),*) => {$(
+        impl<T: Message> sealed::Watch for $q<T> {
+            fn data_word(&self) -> (&AtomicU32, &AtomicU32) {
+                self.core().ring().data_word()
+            }
+
+            fn ready(&self, probe: bool) -> bool {
+                let ring = self.core().ring();
+                ring.has_data() || ring.is_closed() || self.core().writers_gone(probe)
+            }
+        }
+    )*};
+}
+watch_queue!(Queue, SimpleQueue, JoinableQueue);
+
+/// Waits until at least one of `objects` is ready and returns the indices
+/// of the ready ones, in order — Python's
+/// `multiprocessing.connection.wait(object_list, timeout)`.
+///
+/// An object is ready when a receive on it would return at once: a message
+/// is waiting, or the stream has ended (a [`Connection`](super::Connection)
+/// whose peer is gone, a queue that is closed or whose every writer is
+/// gone). `timeout` bounds the wait (`None`: no limit); when it passes with
+/// nothing ready, the list is empty. A `timeout` of zero just looks.
+///
+/// Readiness is a snapshot: another receiver on the same channel may take
+/// the message first, so a `try_` receive after `wait` is the robust
+/// pattern when channels are shared.
+///
+/// The call sleeps on all the channels at once with Linux's `futex_waitv`
+/// (5.16 or later) and wakes as soon as a message arrives or a peer closes
+/// its end; a peer that *dies* is noticed within about 100 ms. Without
+/// `futex_waitv` (older kernels, seccomp filters), or for more than 128
+/// objects, it looks every millisecond instead. A message wakes one
+/// sleeper: when several threads or processes wait on the same channel,
+/// the others notice within about 100 ms.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use multiproc::Queue;
+/// use multiproc::channel::{Pipe, wait};
+///
+/// let (a, b) = Pipe::new()?;
+/// let (c, d) = Pipe::new()?;
+/// let q: Queue<u32> = Queue::new(4096)?;
+/// assert!(wait(&[&b, &d, &q], Some(Duration::from_millis(10))).is_empty());
+///
+/// let writer = std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(20));
+///     c.send(&5u8).unwrap();
+///     c // keep the end alive, or `d` would be at the end of its stream too
+/// });
+/// assert_eq!(wait(&[&b, &d, &q], Some(Duration::from_secs(10))), [1]);
+/// assert_eq!(d.try_recv::<u8>(), Ok(5));
+///
+/// drop(a); // `b` is at the end of its stream: ready
+/// assert_eq!(wait(&[&b, &d, &q], None), [0]);
+/// # drop(writer.join());
+/// # Ok::<(), multiproc::ShmError>(())
+/// ```
+pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
+    let deadline = timeout.and_then(futex_wait::deadline);
+    let mut polling = objects.len() > WAIT_ANY_MAX;
+    let mut probe = false;
+    let mut next_probe = Instant::now() + LIVENESS_SLICE;
+    loop {
+        let words: Vec<(&AtomicU32, u32)> = objects
+            .iter()
+            .map(|o| {
+                let (word, _) = o.data_word();
+                (word, word.load(Ordering::SeqCst))
+            })
+            .collect();
+        let ready: Vec<usize> = (0..objects.len()).filter(|&i| objects[i].ready(probe)).collect();
+        if !ready.is_empty() || futex_wait::expired(deadline) {
+            return ready;
+        }
+        let slice_end = Instant::now() + LIVENESS_SLICE;
+        let slice_end = deadline.map_or(slice_end, |d| d.min(slice_end));
+        if objects.is_empty() {
+            std::thread::sleep(slice_end.saturating_duration_since(Instant::now()));
+            continue;
+        }
+        if polling {
+            std::thread::sleep(POLL_INTERVAL.min(slice_end.saturating_duration_since(Instant::now())));
+            probe = Instant::now() >= next_probe;
+            if probe {
+                next_probe = Instant::now() + LIVENESS_SLICE;
+            }
+            continue;
+        }
+        for o in objects {
+            o.data_word().1.fetch_add(1, Ordering::SeqCst);
+        }
+        let woke = futex::wait_any(&words, Some(slice_end));
+        for o in objects {
+            o.data_word().1.fetch_sub(1, Ordering::SeqCst);
+        }
+        match woke {
+            WakeAny::Retry => probe = false,
+            WakeAny::TimedOut => probe = true,
+            WakeAny::Unsupported => polling = true,
+        }
+    }
+}

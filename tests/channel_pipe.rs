@@ -1,0 +1,405 @@
+multiproc::test_support!();
+// `Pipe` and `Connection` across real processes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::join;
+use multiproc::Process;
+use multiproc::channel::{
+    Connection, Failure, Pipe, Plain, RecvError, RecvIntoError, RecvOnly, RecvTimeoutError, SendError, SendOnly,
+    SendTimeoutError, TryRecvError, TrySendError,
+};
+
+/// The bound on every blocking call of the parent.
+const LIMIT: Duration = Duration::from_secs(20);
+
+const BIG: usize = 16 << 20;
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect()
+}
+
+fn recv<T: multiproc::channel::Message>(c: &Connection) -> T {
+    c.recv_timeout(LIMIT).expect("message within the limit")
+}
+
+/// Adds one to every number until the stream ends.
+fn add_one(conn: Connection) {
+    while let Ok(n) = conn.recv::<u64>() {
+        conn.send(&(n + 1)).unwrap();
+    }
+}
+
+#[test]
+fn pipe_ping_pong_with_a_child() {
+    let (here, there) = Pipe::new().unwrap();
+    let mut p = Process::new(add_one, there);
+    p.start().unwrap();
+    for n in 0..2_000u64 {
+        here.send(&n).unwrap();
+        assert_eq!(recv::<u64>(&here), n + 1);
+    }
+    drop(here);
+    assert_eq!(join(&mut p), 0, "the child's recv ended when the parent's end was dropped");
+}
+
+/// Receives a big message, checks it, and sends another back.
+fn big_echo(conn: Connection) {
+    let got = conn.recv_bytes().unwrap();
+    assert_eq!(got.len(), BIG);
+    assert!(got == pattern(BIG, 1), "the parent's 16 MiB arrived intact");
+    conn.send_bytes(&pattern(BIG, 2)).unwrap();
+    let _ = conn.recv::<()>(); // until the parent is done
+}
+
+#[test]
+fn pipe_carries_16_mib_messages_through_a_64_kib_ring_both_ways() {
+    let (here, there) = Pipe::with_capacity(64 * 1024).unwrap();
+    assert_eq!(here.capacity(), 64 * 1024);
+    let mut p = Process::new(big_echo, there);
+    p.start().unwrap();
+    here.send_bytes(&pattern(BIG, 1)).unwrap();
+    let back = here.recv_bytes_timeout(LIMIT).unwrap();
+    assert_eq!(back.len(), BIG);
+    assert!(back == pattern(BIG, 2), "the child's 16 MiB arrived intact");
+    drop(here);
+    assert_eq!(join(&mut p), 0);
+}
+
+/// Sizes around the record limit of a 4 KiB ring (2040 bytes of payload).
+const SIZES: [usize; 12] = [0, 1, 0, 7, 8, 2039, 2040, 2041, 0, 4096, 10_000, 0];
+
+fn send_sizes(tx: Connection<SendOnly>) {
+    for (i, &len) in SIZES.iter().enumerate() {
+        tx.send_bytes(&pattern(len, i as u32)).unwrap();
+    }
+}
+
+#[test]
+fn pipe_keeps_boundaries_and_empty_messages() {
+    let (rx, tx) = Pipe::one_way_with_capacity(4096).unwrap();
+    let mut p = Process::new(send_sizes, tx);
+    p.start().unwrap();
+    for (i, &len) in SIZES.iter().enumerate() {
+        let got = rx.recv_bytes_timeout(LIMIT).unwrap();
+        assert_eq!(got.len(), len, "message {i}");
+        assert_eq!(got, pattern(len, i as u32), "message {i}");
+    }
+    assert_eq!(rx.recv_bytes_timeout(LIMIT), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(join(&mut p), 0);
+}
+
+#[test]
+fn pipe_recv_bytes_into_a_short_buffer_hands_over_the_whole_message() {
+    let (a, b) = Pipe::with_capacity(4096).unwrap();
+    let streamed = pattern(100_000, 9); // 25 times the ring: streamed in parts
+    let sent = streamed.clone();
+    let sender = std::thread::spawn(move || {
+        a.send_bytes(b"hello world").unwrap();
+        a.send_bytes(b"next").unwrap();
+        a.send_bytes(&sent).unwrap();
+        a.send_bytes(b"last").unwrap();
+        a.send_bytes(b"").unwrap();
+    });
+    let mut buf = [0xAAu8; 4];
+    assert_eq!(b.recv_bytes_into(&mut buf), Err(RecvIntoError::BufferTooShort(b"hello world".to_vec())));
+    assert_eq!(buf, [0xAA; 4], "the buffer is untouched");
+    assert_eq!(b.recv_bytes_into(&mut buf), Ok(4), "the long message was consumed");
+    assert_eq!(&buf, b"next");
+    let err = b.recv_bytes_into(&mut buf).unwrap_err();
+    assert!(err.is_buffer_too_short());
+    assert!(err.into_message().unwrap() == streamed, "a streamed message is handed over whole too");
+    let mut exact = [0u8; 4];
+    assert_eq!(b.recv_bytes_into(&mut exact), Ok(4));
+    assert_eq!(&exact, b"last");
+    assert_eq!(b.recv_bytes_into(&mut []), Ok(0), "an empty message fits an empty buffer");
+    sender.join().unwrap();
+    assert_eq!(b.recv_bytes_into(&mut buf), Err(RecvIntoError::Disconnected));
+}
+
+fn send_three(tx: Connection<SendOnly>) {
+    for i in 0..3u32 {
+        tx.send(&i).unwrap();
+    }
+}
+
+#[test]
+fn pipe_one_way_ends_carry_messages_one_way() {
+    let (rx, tx): (Connection<RecvOnly>, Connection<SendOnly>) = Pipe::one_way().unwrap();
+    assert!(format!("{rx:?}").contains("RecvOnly"));
+    assert!(format!("{tx:?}").contains("SendOnly"));
+    // Using an end the wrong way does not compile (see the `compile_fail`
+    // examples of `Pipe::one_way`); what remains to check is that the ends
+    // work across processes and end their stream.
+    let mut p = Process::new(send_three, tx);
+    p.start().unwrap();
+    for i in 0..3u32 {
+        assert_eq!(rx.recv_timeout::<u32>(LIMIT), Ok(i));
+    }
+    assert_eq!(rx.recv_timeout::<u32>(LIMIT), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(join(&mut p), 0);
+}
+
+fn receive_one_way(rx: Connection<RecvOnly>) {
+    assert_eq!(rx.recv::<String>().unwrap(), "to the child");
+    assert_eq!(rx.recv::<String>(), Err(RecvError::Disconnected));
+}
+
+#[test]
+fn pipe_one_way_receiving_end_works_in_a_child() {
+    let (rx, tx) = Pipe::one_way_with_capacity(4096).unwrap();
+    let mut p = Process::new(receive_one_way, rx);
+    p.start().unwrap();
+    tx.send(&"to the child".to_string()).unwrap();
+    drop(tx);
+    assert_eq!(join(&mut p), 0);
+}
+
+fn ready_then_hang(conn: Connection) {
+    conn.send(&"ready".to_string()).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn pipe_blocked_recv_returns_disconnected_within_a_second_of_the_child_being_killed() {
+    let (here, there) = Pipe::new().unwrap();
+    let mut p = Process::new(ready_then_hang, there);
+    p.start().unwrap();
+    assert_eq!(recv::<String>(&here), "ready");
+    let killer = std::thread::spawn(move || {
+        // Off the 100 ms slice grid of the blocked call, so the time to
+        // notice is measured, not a lucky alignment.
+        std::thread::sleep(Duration::from_millis(250));
+        let killed = Instant::now();
+        p.kill().unwrap();
+        (killed, join(&mut p))
+    });
+    let outcome = here.recv_timeout::<String>(LIMIT);
+    let noticed = Instant::now();
+    let (killed, code) = killer.join().unwrap();
+    assert_eq!(outcome, Err(RecvTimeoutError::Disconnected));
+    assert_eq!(code, -9);
+    let after = noticed.saturating_duration_since(killed);
+    assert!(after < Duration::from_millis(1500), "noticed {after:?} after the kill");
+    assert!(here.send(&1u8).unwrap_err().is_disconnected(), "a send to a dead peer's end fails once noticed");
+}
+
+#[test]
+fn pipe_blocked_send_returns_disconnected_within_a_second_of_the_child_being_killed() {
+    let (here, there) = Pipe::with_capacity(4096).unwrap();
+    let mut p = Process::new(ready_then_hang, there);
+    p.start().unwrap();
+    assert_eq!(recv::<String>(&here), "ready");
+    let kib = [0u8; 1000];
+    while here.try_send_bytes(&kib).is_ok() {}
+    let killer = std::thread::spawn(move || {
+        // Off the 100 ms slice grid of the blocked call, so the time to
+        // notice is measured, not a lucky alignment.
+        std::thread::sleep(Duration::from_millis(250));
+        let killed = Instant::now();
+        p.kill().unwrap();
+        (killed, join(&mut p))
+    });
+    let outcome = here.send_bytes_timeout(&kib, LIMIT);
+    let noticed = Instant::now();
+    let (killed, code) = killer.join().unwrap();
+    assert!(outcome.is_err_and(|e| disconnected(&e)));
+    assert_eq!(code, -9);
+    let after = noticed.saturating_duration_since(killed);
+    assert!(after < Duration::from_millis(1500), "noticed {after:?} after the kill");
+}
+
+/// Whether a deadline send failed because the other end is gone.
+fn disconnected(e: &SendTimeoutError<()>) -> bool {
+    matches!(e, SendTimeoutError::Disconnected(()))
+}
+
+fn three_then_exit(tx: Connection) {
+    for word in ["one", "two", "three"] {
+        tx.send(&word.to_string()).unwrap();
+    }
+}
+
+#[test]
+fn pipe_child_exits_after_three_messages_then_disconnected() {
+    let (here, there) = Pipe::new().unwrap();
+    let mut p = Process::new(three_then_exit, there);
+    p.start().unwrap();
+    assert_eq!(join(&mut p), 0, "the messages outlive their sender");
+    for word in ["one", "two", "three"] {
+        assert_eq!(recv::<String>(&here), word);
+    }
+    let start = Instant::now();
+    assert_eq!(here.recv_timeout::<String>(LIMIT), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(here.try_recv::<String>(), Err(TryRecvError::Disconnected));
+    assert!(start.elapsed() < Duration::from_millis(500), "an end dropped by its holder is noticed at once");
+    assert!(matches!(here.send(&1u8), Err(SendError::Disconnected(()))));
+    assert!(matches!(here.try_send(&1u8), Err(TrySendError::Disconnected(()))));
+    assert!(here.poll(Duration::ZERO), "the end of the stream counts as something to receive");
+}
+
+/// Sends two messages, closes its end, then stays alive until told to go.
+fn send_two_close_and_linger(arg: (Connection, Connection<RecvOnly>)) {
+    let (conn, quit) = arg;
+    conn.send(&1u32).unwrap();
+    conn.send(&2u32).unwrap();
+    conn.close();
+    let _ = quit.recv::<()>();
+}
+
+#[test]
+fn pipe_peer_close_fails_sends_and_ends_recv_after_the_drain() {
+    let (here, there) = Pipe::new().unwrap();
+    let (quit_rx, quit_tx) = Pipe::one_way_with_capacity(4096).unwrap();
+    let mut p = Process::new(send_two_close_and_linger, (there, quit_rx));
+    p.start().unwrap();
+    assert_eq!(recv::<u32>(&here), 1);
+    assert_eq!(recv::<u32>(&here), 2);
+    let start = Instant::now();
+    assert_eq!(here.recv_timeout::<u32>(LIMIT), Err(RecvTimeoutError::Disconnected));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(p.is_alive(), "the child closed its end but is still running");
+    assert!(here.send(&3u32).unwrap_err().is_disconnected());
+    assert!(here.send_bytes(b"x").unwrap_err().is_disconnected());
+    assert!(matches!(here.reserve(8), Err(SendError::Disconnected(()))));
+    quit_tx.send(&()).unwrap();
+    assert_eq!(join(&mut p), 0);
+}
+
+#[test]
+fn pipe_close_wakes_a_blocked_sender_and_a_blocked_receiver() {
+    let (a, b) = Pipe::with_capacity(4096).unwrap();
+    let kib = [0u8; 1000];
+    while a.try_send_bytes(&kib).is_ok() {}
+    let (c, d) = Pipe::new().unwrap();
+    let blocked = std::thread::spawn(move || {
+        let start = Instant::now();
+        let sent = a.send_bytes_timeout(&kib, LIMIT);
+        let got = d.recv_timeout::<u8>(LIMIT);
+        (sent.is_err_and(|e| disconnected(&e)), got, start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    b.close();
+    c.close();
+    let (send_failed, got, took) = blocked.join().unwrap();
+    assert!(send_failed, "the blocked send saw the receiver go");
+    assert_eq!(got, Err(RecvTimeoutError::Disconnected));
+    assert!(took < Duration::from_secs(1), "woken at once, took {took:?}");
+}
+
+fn reply_after(arg: (Connection, u64)) {
+    let (conn, ms) = arg;
+    std::thread::sleep(Duration::from_millis(ms));
+    conn.send(&"late".to_string()).unwrap();
+    let _ = conn.recv::<()>();
+}
+
+#[test]
+fn pipe_poll_waits_at_most_its_timeout() {
+    let (here, there) = Pipe::new().unwrap();
+    let mut p = Process::new(reply_after, (there, 300));
+    p.start().unwrap();
+    assert!(!here.poll(Duration::ZERO));
+    let start = Instant::now();
+    assert!(!here.poll(Duration::from_millis(50)), "nothing within 50 ms");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(50) && waited < Duration::from_secs(2), "{waited:?}");
+    let start = Instant::now();
+    assert!(here.poll(LIMIT), "the reply comes");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(here.poll(Duration::ZERO), "poll does not consume");
+    assert_eq!(recv::<String>(&here), "late");
+    assert!(!here.poll(Duration::ZERO));
+    drop(here);
+    assert_eq!(join(&mut p), 0);
+}
+
+#[test]
+fn pipe_sends_to_a_dropped_end_fail() {
+    let (a, b) = Pipe::new().unwrap();
+    let b2 = b.clone();
+    drop(b);
+    a.send(&1u8).unwrap(); // a clone still holds the end
+    drop(b2);
+    assert!(matches!(a.send(&2u8), Err(SendError::Disconnected(()))));
+    assert!(matches!(a.try_send_bytes(b"x"), Err(TrySendError::Disconnected(()))));
+    assert!(a.send_timeout(&3u8, Duration::from_secs(1)).is_err_and(|e| disconnected(&e)));
+    assert!(matches!(a.reserve(1), Err(SendError::Disconnected(()))));
+
+    let (rx, tx) = Pipe::one_way().unwrap();
+    drop(rx);
+    assert!(tx.send(&1u8).unwrap_err().is_disconnected());
+}
+
+#[test]
+fn pipe_in_place_write_and_read() {
+    let (a, b) = Pipe::with_capacity(8192).unwrap();
+    let mut slot = a.reserve(100).unwrap();
+    slot.copy_from_slice(&[5; 100]);
+    slot.commit();
+    drop(a.reserve(3).unwrap()); // dropped uncommitted: nothing sent
+    a.send_bytes(b"after").unwrap();
+    {
+        let view = b.recv_in_place().unwrap();
+        assert!(view.is_in_place());
+        assert_eq!(&*view, &[5; 100][..]);
+    }
+    assert_eq!(b.recv_bytes().unwrap(), b"after");
+    match a.reserve(8192) {
+        Err(SendError::Failed((), Failure::TooLarge { len: 8192, max })) => assert_eq!(max, 4096 - 8),
+        _ => panic!("an in-place message larger than one record is refused"),
+    }
+}
+
+#[test]
+fn pipe_wrong_message_type_is_a_decode_error_and_is_consumed() {
+    let (a, b) = Pipe::new().unwrap();
+    a.send(&"not a number".to_string()).unwrap();
+    a.send(&7u16).unwrap();
+    assert!(matches!(b.recv::<Plain<u64>>(), Err(RecvError::Failed(_))));
+    assert_eq!(b.recv::<u16>(), Ok(7));
+}
+
+/// Sends a huge message; the parent kills it in the middle.
+fn stream_forever(conn: Connection) {
+    conn.send(&"start".to_string()).unwrap();
+    let chunk = vec![1u8; 64 << 20];
+    loop {
+        let _ = conn.send_bytes(&chunk);
+    }
+}
+
+#[test]
+fn pipe_sender_killed_mid_stream_loses_the_message_whole() {
+    let (here, there) = Pipe::with_capacity(4096).unwrap();
+    let mut p = Process::new(stream_forever, there);
+    p.start().unwrap();
+    assert_eq!(recv::<String>(&here), "start");
+    // Take a first part of the 64 MiB stream, then kill the sender.
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        p.kill().unwrap();
+        join(&mut p)
+    });
+    let start = Instant::now();
+    let mut whole = 0;
+    loop {
+        match here.recv_bytes_timeout(LIMIT) {
+            Ok(msg) => {
+                assert_eq!(msg.len(), 64 << 20, "only whole messages are delivered");
+                whole += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, RecvTimeoutError::Disconnected);
+                break;
+            }
+        }
+        assert!(start.elapsed() < LIMIT);
+    }
+    assert_eq!(killer.join().unwrap(), -9);
+    assert!(whole < 1000);
+}
