@@ -212,3 +212,34 @@ fn joinable_queue_join_waits_for_task_done_in_another_process() {
     assert_eq!(join(&mut p), 0);
     assert!(q.task_done().is_err());
 }
+
+#[test]
+fn queue_used_by_threads_of_one_process_never_reports_disconnected() {
+    let q: Queue<u8> = Queue::new(4096).unwrap();
+    let sender = q.clone();
+    let t = std::thread::spawn(move || {
+        // Past several liveness slices of the blocked get.
+        std::thread::sleep(Duration::from_millis(350));
+        sender.put(1).unwrap();
+    });
+    assert_eq!(q.get_timeout(Duration::from_secs(20)).unwrap(), 1);
+    t.join().unwrap();
+}
+
+fn exit_at_once(_q: Queue<u32>) {}
+
+#[test]
+fn queue_get_reports_disconnected_only_when_no_other_process_holds_it() {
+    let q: Queue<u32> = Queue::new(4096).unwrap();
+    let mut quick = Process::new(exit_at_once, q.clone());
+    quick.start().unwrap();
+    assert_eq!(join(&mut quick), 0);
+    // The only other holder is gone: nothing can arrive.
+    assert_eq!(q.get_timeout(Duration::from_secs(5)), Err(RecvTimeoutError::Disconnected));
+    // A new holder that puts later is waited for.
+    let mut slow = Process::new(put_then_hang, q.clone());
+    slow.start().unwrap();
+    assert_eq!(q.get_timeout(Duration::from_secs(20)).unwrap(), 8);
+    slow.kill().unwrap();
+    assert_eq!(join(&mut slow), -9);
+}

@@ -43,8 +43,13 @@ impl Hold {
 /// kernel cannot be asked, assumes yes: a wrong "no" would end a stream
 /// early, a wrong "yes" only delays noticing.
 pub(crate) fn anyone_holds(seg: BorrowedFd<'_>, byte: u64) -> bool {
+    anyone_holds_any(seg, &[(byte, 1)])
+}
+
+/// Whether any process holds a byte in one of the `(start, len)` ranges.
+pub(crate) fn anyone_holds_any(seg: BorrowedFd<'_>, ranges: &[(u64, u64)]) -> bool {
     match lock::reopen(seg) {
-        Ok(probe) => lock::is_locked(probe.as_fd(), byte).unwrap_or(true),
+        Ok(probe) => ranges.iter().any(|&(start, len)| lock::is_locked(probe.as_fd(), start, len).unwrap_or(true)),
         Err(_) => true,
     }
 }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,10 +17,15 @@ use super::ring::{self, Line, Ring, RingCtrl, Stop};
 use crate::segment::header::Kind;
 use crate::segment::object::{Control, Object};
 use crate::sync::wait;
+use crate::sys::Pid;
 use crate::{Name, ShmError};
 
-/// The byte of the segment that writers hold a lock on (see `peers`).
-const WRITER_BYTE: u64 = 0;
+/// Each process holding a queue locks the byte at `HOLDER_BASE + pid` of the
+/// segment (see `peers`), so a process can ask whether *another* process
+/// still holds the queue.
+const HOLDER_BASE: u64 = 1 << 32;
+/// Past the largest pid Linux hands out (2^22).
+const HOLDER_SPAN: u64 = 1 << 23;
 
 /// Capacity of a queue when the caller has no better idea: 1 MiB.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
@@ -28,11 +33,14 @@ pub const DEFAULT_CAPACITY: usize = 1 << 20;
 pub const MAX_CAPACITY: usize = 1 << 30;
 
 #[repr(C)]
-struct Writers {
-    /// Some process has put (so an empty queue with no writers is an end).
-    seen: AtomicU32,
-    /// Hint that the last writer let go; checked with the kernel before use.
-    gone: AtomicU32,
+struct Holders {
+    /// The first process that held the queue (its creator).
+    first: AtomicU32,
+    /// Another process has held it since: from then on, an empty queue that
+    /// no other process holds is an end of stream.
+    others_seen: AtomicU32,
+    /// Hint that a process let go; checked with the kernel before use.
+    left: AtomicU32,
 }
 
 #[repr(C)]
@@ -47,7 +55,7 @@ struct Tasks {
 #[repr(C)]
 pub(crate) struct QueueCtrl<F> {
     ring: RingCtrl,
-    writers: Line<Writers>,
+    holders: Line<Holders>,
     tasks: Line<Tasks>,
     _flavor: PhantomData<F>,
 }
@@ -108,9 +116,9 @@ thread_local! {
 /// One process's view of a queue; shared by the clones of a handle.
 struct Shared<F: Flavor> {
     obj: Object<QueueCtrl<F>, u8>,
-    /// Whether this process holds the writer lock (after its first put).
-    writing: AtomicBool,
-    hold: Mutex<Option<Hold>>,
+    /// This process's hold (`None` if the kernel refused one: the queue
+    /// still works, others may then see an end of stream early).
+    hold: Mutex<Option<(u32, Hold)>>,
 }
 
 impl<F: Flavor> Drop for Shared<F> {
@@ -118,12 +126,11 @@ impl<F: Flavor> Drop for Shared<F> {
         let hold = self.hold.get_mut().map(Option::take).unwrap_or_else(|p| p.into_inner().take());
         if hold.is_some() {
             drop(hold);
-            // Tell receivers at once when the last writer leaves normally;
-            // a dead writer is noticed by their periodic check instead.
-            if !peers::anyone_holds(self.obj.fd(), WRITER_BYTE) {
-                self.obj.ctrl().writers.0.gone.store(1, Ordering::SeqCst);
-                self.ring().wake_all();
-            }
+            // Receivers blocked elsewhere look again at once: this may have
+            // been the last other holder. (A dead holder is noticed by their
+            // periodic check instead.)
+            self.obj.ctrl().holders.0.left.store(1, Ordering::SeqCst);
+            self.ring().wake_all();
         }
     }
 }
@@ -131,7 +138,9 @@ impl<F: Flavor> Drop for Shared<F> {
 impl<F: Flavor> Shared<F> {
     fn new(obj: Object<QueueCtrl<F>, u8>) -> Result<Shared<F>, ShmError> {
         check_capacity(obj.name(), obj.len())?;
-        Ok(Shared { obj, writing: AtomicBool::new(false), hold: Mutex::new(None) })
+        let shared = Shared { obj, hold: Mutex::new(None) };
+        shared.register(&mut shared.hold.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(shared)
     }
 
     fn ring(&self) -> Ring<'_> {
@@ -140,39 +149,42 @@ impl<F: Flavor> Shared<F> {
         unsafe { Ring::new(&self.obj.ctrl().ring, self.obj.elems(), self.obj.len()) }
     }
 
-    /// Registers this process as a writer before its first put.
-    fn register_writer(&self) {
-        if self.writing.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
-        if hold.is_none() {
-            // Without the lock we are simply not counted as a writer: the
-            // put still works, and receivers may see an end of stream early.
-            if let Ok(h) = Hold::take(self.obj.fd(), WRITER_BYTE) {
-                *hold = Some(h);
-                let w = &self.obj.ctrl().writers.0;
-                w.seen.store(1, Ordering::SeqCst);
-                w.gone.store(0, Ordering::SeqCst);
+    /// Takes this process's hold on its own byte and records it.
+    fn register(&self, hold: &mut Option<(u32, Hold)>) {
+        let pid = Pid::this().as_u32();
+        *hold = Hold::take(self.obj.fd(), HOLDER_BASE + u64::from(pid)).ok().map(|h| (pid, h));
+        let h = &self.obj.ctrl().holders.0;
+        if let Err(first) = h.first.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst) {
+            if first != pid {
+                h.others_seen.store(1, Ordering::SeqCst);
             }
         }
-        self.writing.store(true, Ordering::Relaxed);
     }
 
-    /// Whether every writer is gone: some process has put, and no live
-    /// process holds the writer lock. `probe` asks the kernel even without
-    /// the hint (at the end of a sleep slice).
-    fn writers_gone(&self, probe: bool) -> bool {
-        let w = &self.obj.ctrl().writers.0;
-        if w.seen.load(Ordering::SeqCst) == 0 {
+    /// Whether no other process holds the queue any more (after one did):
+    /// then nothing can arrive in an empty queue, since this process is
+    /// busy receiving. With `probe`, the kernel is asked (at the end of a
+    /// sleep slice); without, only when a holder left since the last look.
+    fn others_gone(&self, probe: bool) -> bool {
+        let h = &self.obj.ctrl().holders.0;
+        if h.others_seen.load(Ordering::SeqCst) == 0 {
             return false;
         }
-        if !probe && w.gone.load(Ordering::SeqCst) == 0 {
+        if !probe && h.left.swap(0, Ordering::SeqCst) == 0 {
             return false;
         }
-        let gone = !peers::anyone_holds(self.obj.fd(), WRITER_BYTE);
-        w.gone.store(u32::from(gone), Ordering::SeqCst);
-        gone
+        let mut hold = self.hold.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = Pid::this().as_u32();
+        if hold.as_ref().is_some_and(|(owner, _)| *owner != pid) {
+            // A forked child: the hold it inherited is its parent's, which
+            // would make the parent look alive for as long as this child is.
+            self.register(&mut hold);
+        }
+        let me = u64::from(pid);
+        !peers::anyone_holds_any(
+            self.obj.fd(),
+            &[(HOLDER_BASE, me), (HOLDER_BASE + me + 1, HOLDER_SPAN.saturating_sub(me + 1))],
+        )
     }
 }
 
@@ -316,7 +328,6 @@ impl<T: Message, F: Flavor> Core<T, F> {
     }
 
     pub(crate) fn put(&self, value: T, how: Wait) -> Result<(), SendTimeoutError<T>> {
-        self.shared.register_writer();
         let (deadline, try_only) = how.parts();
         let ring = self.ring();
         let no_readers = |_: bool| false;
@@ -333,7 +344,7 @@ impl<T: Message, F: Flavor> Core<T, F> {
 
     pub(crate) fn get(&self, how: Wait) -> Result<T, RecvTimeoutError> {
         let (deadline, try_only) = how.parts();
-        let gone = |probe: bool| self.shared.writers_gone(probe);
+        let gone = |probe: bool| self.shared.others_gone(probe);
         with_scratch(|buf| {
             match self.ring().recv_view(buf, deadline, try_only, &gone) {
                 Ok(Some(view)) => T::decode(view.bytes()),
@@ -345,7 +356,6 @@ impl<T: Message, F: Flavor> Core<T, F> {
     }
 
     pub(crate) fn put_bytes(&self, bytes: &[u8], how: Wait) -> Result<(), SendTimeoutError<()>> {
-        self.shared.register_writer();
         let (deadline, try_only) = how.parts();
         self.ring().send(bytes, deadline, try_only, &|_: bool| false).map_err(|s| send_error(s, ()))
     }
@@ -353,13 +363,12 @@ impl<T: Message, F: Flavor> Core<T, F> {
     pub(crate) fn get_bytes(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
         let (deadline, try_only) = how.parts();
         let mut out = Vec::new();
-        let gone = |probe: bool| self.shared.writers_gone(probe);
+        let gone = |probe: bool| self.shared.others_gone(probe);
         self.ring().recv(&mut out, deadline, try_only, &gone).map_err(recv_error)?;
         Ok(out)
     }
 
     pub(crate) fn reserve(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
-        self.shared.register_writer();
         let (deadline, try_only) = how.parts();
         match self.ring().reserve(len, deadline, try_only, &|_: bool| false) {
             Ok(slot) => Ok(WriteSlot { slot }),
@@ -370,7 +379,7 @@ impl<T: Message, F: Flavor> Core<T, F> {
 
     pub(crate) fn get_in_place(&self, how: Wait) -> Result<ReadView<'_>, RecvTimeoutError> {
         let (deadline, try_only) = how.parts();
-        let gone = |probe: bool| self.shared.writers_gone(probe);
+        let gone = |probe: bool| self.shared.others_gone(probe);
         let mut owned = Vec::new();
         match self.ring().recv_view(&mut owned, deadline, try_only, &gone) {
             Ok(Some(view)) => Ok(ReadView { inner: ViewInner::Ring(view) }),
@@ -383,9 +392,10 @@ impl<T: Message, F: Flavor> Core<T, F> {
         self.ring().close();
     }
 
-    /// Whether every writer is gone (for `wait`); see `Shared::writers_gone`.
+    /// Whether every other holder is gone (for `wait`); see
+    /// `Shared::others_gone`.
     pub(crate) fn writers_gone(&self, probe: bool) -> bool {
-        self.shared.writers_gone(probe)
+        self.shared.others_gone(probe)
     }
 
     /// Marks one message as processed (JoinableQueue).
@@ -672,9 +682,10 @@ macro_rules! queue_type {
             /// # Errors
             ///
             /// [`RecvError::Closed`] when the queue was closed and is empty;
-            /// [`RecvError::Disconnected`] when it is empty, some process
-            /// has put, and every process that put is gone (dropped its
-            /// handles, or died) — noticed within about 100 ms of a death;
+            /// [`RecvError::Disconnected`] when it is empty and no other
+            /// process holds it any more, though one did (every process it
+            /// was shared with dropped it or died — a death is noticed
+            /// within about 100 ms), so nothing can ever arrive;
             /// [`RecvError::Failed`] when a message cannot be decoded as `T`
             /// (it is consumed) or the queue is corrupt.
             pub fn get(&self) -> Result<T, RecvError> {
@@ -831,10 +842,17 @@ queue_type!(
     /// putting; a consumer killed while getting loses nothing (the message
     /// goes to the next consumer), unless it was in the middle of a message
     /// larger than one record, which is then lost whole. Nothing is ever
-    /// duplicated or truncated, and the queue keeps working. A get on an
-    /// empty queue whose every writer is gone reports
-    /// [`RecvError::Disconnected`] instead of hanging; it works again once
-    /// a writer puts.
+    /// duplicated or truncated, and the queue keeps working.
+    ///
+    /// # End of stream
+    ///
+    /// Every process with a handle holds the queue (a byte lock the kernel
+    /// drops when the process exits or dies). A get on an empty queue that
+    /// no *other* process holds any more — after another one did — reports
+    /// [`RecvError::Disconnected`] instead of hanging: nothing can arrive.
+    /// A queue used only by the threads of one process never reports it. A
+    /// child started with the fork method shares its parent's hold until it
+    /// first waits on the queue.
     ///
     /// # Examples
     ///

@@ -142,44 +142,12 @@ impl Drop for Held<'_> {
 }
 
 fn acquire(lock: &RawMutex, deadline: Option<Instant>, try_only: bool) -> Result<Held<'_>, Stop> {
-    let got = if try_only { lock.try_lock() } else { lock_in_slices(lock, deadline) };
+    let got = if try_only { lock.try_lock() } else { lock.lock_until(deadline) };
     match got {
         // A dead holder left nothing half-published (see the module docs).
         Locked::Yes | Locked::OwnerDied => Ok(Held(lock)),
         Locked::Busy => Err(Stop::Timeout),
         Locked::Unusable(e) => Err(Stop::Broken(format!("channel lock unusable: {e}"))),
-    }
-}
-
-/// Spins before the first sleep, as `RawMutex::lock` does.
-const LOCK_SPINS: u32 = 40;
-
-/// Locks `lock`, sleeping at most [`LIVENESS_SLICE`] at a time until
-/// `deadline`.
-///
-/// A robust mutex can lose a wake-up for good: when the unlocker wakes a
-/// waiter that is killed before it takes the lock, and another process takes
-/// the lock first, the "there are sleepers" bit dies with the woken waiter
-/// (the kernel's clean-up of the dead waiter only wakes someone if the lock
-/// is free at that moment). The other sleepers would then sleep forever on a
-/// free lock; a timed sleep re-reads the lock word and takes it instead.
-fn lock_in_slices(lock: &RawMutex, deadline: Option<Instant>) -> Locked {
-    for _ in 0..LOCK_SPINS {
-        match lock.try_lock() {
-            Locked::Busy => std::hint::spin_loop(),
-            other => return other,
-        }
-    }
-    loop {
-        let slice = wait::deadline(LIVENESS_SLICE);
-        let until = match (deadline, slice) {
-            (Some(d), Some(s)) => Some(d.min(s)),
-            (d, s) => d.or(s),
-        };
-        match lock.lock_until(until) {
-            Locked::Busy if !wait::expired(deadline) => {}
-            other => return other,
-        }
     }
 }
 

@@ -28,6 +28,9 @@ pub(crate) struct RawMutex {
 // pthread calls.
 unsafe impl Sync for RawMutex {}
 
+/// The longest a lock waiter sleeps before it looks at the lock again.
+const SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How many `try_lock`s `lock` makes before it sleeps in the kernel. A lock
 /// held for a few instructions is usually free again within this window,
 /// and a sleep/wake pair costs microseconds.
@@ -60,16 +63,7 @@ impl RawMutex {
 
     #[cold]
     fn lock_slow(&self) -> Locked {
-        for _ in 0..SPIN_TRIES {
-            std::hint::spin_loop();
-            // SAFETY: as in `lock`.
-            match unsafe { pthread::try_lock(self.ptr()) } {
-                Locked::Busy => {}
-                other => return other,
-            }
-        }
-        // SAFETY: as in `lock`.
-        unsafe { pthread::lock(self.ptr()) }
+        self.lock_until(None)
     }
 
     /// Acquires it if it is free.
@@ -80,14 +74,31 @@ impl RawMutex {
     }
 
     /// Blocks until acquired or `deadline` passes (`None`: no deadline).
+    ///
+    /// Spins with `try_lock` first, then sleeps in the kernel at most
+    /// [`SLICE`] at a time. The slices matter: a robust mutex can lose a
+    /// wake-up for good when the unlocker wakes a waiter that is killed
+    /// before it takes the lock while another thread takes it first — the
+    /// "there are sleepers" bit dies with the woken waiter, and the kernel's
+    /// clean-up of the dead waiter wakes nobody unless the lock is free at
+    /// that instant. The other sleepers would sleep forever on a free lock; a
+    /// timed sleep looks at the lock word again and takes it. (Found by the
+    /// channel crash tests, which SIGKILL producers waiting for the lock.)
     pub(crate) fn lock_until(&self, deadline: Option<Instant>) -> Locked {
-        match deadline {
-            None => self.lock(),
-            Some(d) => match self.try_lock() {
-                // SAFETY: as in `lock`.
-                Locked::Busy => unsafe { pthread::lock_until(self.ptr(), d) },
-                other => other,
-            },
+        for _ in 0..SPIN_TRIES {
+            match self.try_lock() {
+                Locked::Busy => std::hint::spin_loop(),
+                other => return other,
+            }
+        }
+        loop {
+            let slice = Instant::now() + SLICE;
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            // SAFETY: as in `lock`.
+            match unsafe { pthread::lock_until(self.ptr(), until) } {
+                Locked::Busy if deadline.is_none_or(|d| Instant::now() < d) => {}
+                other => return other,
+            }
         }
     }
 

@@ -22,13 +22,13 @@ pub(crate) fn reopen(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     unsafe { ret_owned_fd(libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC)) }
 }
 
-fn flock_for(kind: libc::c_short, byte: u64) -> libc::flock {
+fn flock_for(kind: libc::c_short, start: u64, len: u64) -> libc::flock {
     // SAFETY: `flock` is plain integers; all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = byte as libc::off_t;
-    fl.l_len = 1;
+    fl.l_start = start as libc::off_t;
+    fl.l_len = len as libc::off_t;
     fl
 }
 
@@ -36,14 +36,18 @@ fn flock_for(kind: libc::c_short, byte: u64) -> libc::flock {
 /// shared locks do not conflict with each other, and nobody takes exclusive
 /// ones).
 pub(crate) fn lock_shared(fd: BorrowedFd<'_>, byte: u64) -> io::Result<()> {
-    let fl = flock_for(libc::F_RDLCK as libc::c_short, byte);
+    let fl = flock_for(libc::F_RDLCK as libc::c_short, byte, 1);
     // SAFETY: `fl` is a valid flock for the duration of the call.
     ret(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl) }).map(drop)
 }
 
-/// Whether any description other than `fd`'s holds a lock on `byte`.
-pub(crate) fn is_locked(fd: BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
-    let mut fl = flock_for(libc::F_WRLCK as libc::c_short, byte);
+/// Whether any description other than `fd`'s holds a lock on a byte of
+/// `start..start + len`.
+pub(crate) fn is_locked(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<bool> {
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut fl = flock_for(libc::F_WRLCK as libc::c_short, start, len);
     // SAFETY: `fl` is a valid, writable flock for the duration of the call.
     ret(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) })?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)

@@ -131,26 +131,11 @@ fn classify(m: *mut RawPthreadMutex, r: libc::c_int) -> Locked {
     }
 }
 
-/// `pthread_mutex_lock`, recovering from a dead owner.
-///
-/// # Safety
-///
-/// `m` must point to a mutex initialised by [`init`] in a live mapping.
-#[inline]
-pub(crate) unsafe fn lock(m: *mut RawPthreadMutex) -> Locked {
-    if !kind_is_ours(m) {
-        return Locked::Unusable(foreign_kind());
-    }
-    // SAFETY: the caller guarantees `m` is an initialised mutex.
-    let r = unsafe { libc::pthread_mutex_lock(m) };
-    if r == 0 { Locked::Yes } else { classify(m, r) }
-}
-
 /// `pthread_mutex_trylock`, recovering from a dead owner.
 ///
 /// # Safety
 ///
-/// As for [`lock`].
+/// `m` must point to a mutex initialised by [`init`] in a live mapping.
 #[inline]
 pub(crate) unsafe fn try_lock(m: *mut RawPthreadMutex) -> Locked {
     if !kind_is_ours(m) {
@@ -165,7 +150,7 @@ pub(crate) unsafe fn try_lock(m: *mut RawPthreadMutex) -> Locked {
 ///
 /// # Safety
 ///
-/// As for [`lock`].
+/// As for [`try_lock`].
 pub(crate) unsafe fn lock_until(m: *mut RawPthreadMutex, deadline: Instant) -> Locked {
     if !kind_is_ours(m) {
         return Locked::Unusable(foreign_kind());
@@ -182,7 +167,7 @@ pub(crate) unsafe fn lock_until(m: *mut RawPthreadMutex, deadline: Instant) -> L
 ///
 /// # Safety
 ///
-/// As for [`lock`].
+/// As for [`try_lock`].
 #[inline]
 pub(crate) unsafe fn unlock(m: *mut RawPthreadMutex) -> io::Result<()> {
     if !kind_is_ours(m) {
