@@ -132,7 +132,9 @@ impl Model {
             let size = HEADER + chunk.next_multiple_of(8);
             let to_end = CAP - tail % CAP;
             let need = if size <= to_end { size } else { to_end + size };
-            if CAP - (tail - self.head) < need {
+            // The ring also keeps the 8 bytes after a record free (it zeroes
+            // them, as the slot of the next header).
+            if CAP - (tail - self.head) < need + HEADER {
                 return Plan::Partial(tail - self.tail);
             }
             tail += need;

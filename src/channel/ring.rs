@@ -14,9 +14,15 @@
 //! `recv_lock`) are monotonically increasing byte positions. Between one
 //! producer and one consumer the ring is lock-free: each side takes only its
 //! own lock, so a `Pipe`'s single sender and receiver never contend, and
-//! several producers (or consumers) of a `Queue` take turns. A record is
-//! published by storing `tail` after its bytes are complete (release); a
-//! consumer reads `tail` (acquire) and never looks past it.
+//! several producers (or consumers) of a `Queue` take turns.
+//!
+//! A record is published by storing its header (release) after its payload
+//! is complete; the consumer polls the header at `head` (acquire), so one
+//! message costs the consumer one cache line from the producer, not a
+//! shared index as well. For that, the slot where the *next* header will go
+//! must never hold stale bytes that look like a header: before publishing a
+//! record, the producer zeroes the 8 bytes after it (room for them is part
+//! of every reservation), and headers carry the ring's lap number.
 //!
 //! # Crashes
 //!
@@ -32,9 +38,12 @@
 //!
 //! # Waiting
 //!
-//! Consumers sleep on `data_seq`, producers on `space_seq`, each bumped
-//! after the index moves, with waiter counts so that nobody makes a system
-//! call when nobody sleeps (see [`crate::sync::wait`]). Sleeps are cut into
+//! Consumers sleep on `readers.seq`, producers on `writers.seq`. A sleeper
+//! counts itself in `waiters`, then looks for its condition once more, then
+//! sleeps; the other side, after its store and a `SeqCst` fence, bumps the
+//! word and wakes only when `waiters` is non-zero — so there is no system
+//! call and no shared write when nobody sleeps, and no lost wake-up (see
+//! [`crate::sync::wait::wait_until`]). Sleeps are cut into
 //! [`LIVENESS_SLICE`] pieces so a sleeper notices a dead peer in bounded time.
 //!
 //! # Hostile peers
@@ -45,7 +54,7 @@
 //! out-of-bounds access or a panic.
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::sync::raw::RawMutex;
@@ -58,7 +67,6 @@ pub(crate) const MIN_CAPACITY: usize = 4096;
 pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 
 const HEADER: u64 = 8;
-const CHECK: u64 = 0x6d_7072; // "mpr"
 const FULL: u8 = 1;
 const FIRST: u8 = 2;
 const MIDDLE: u8 = 3;
@@ -70,18 +78,33 @@ const PAD: u8 = 5;
 #[repr(C, align(64))]
 pub(crate) struct Line<T>(pub(crate) T);
 
+/// Written only by producers (under `send_lock`).
 #[repr(C)]
 struct Producer {
+    /// Where the next record goes.
     tail: AtomicU64,
-    data_seq: AtomicU32,
-    data_waiters: AtomicU32,
+    /// The last `head` a producer read: room is checked against it first,
+    /// so the consumer's line is read only when the ring looks full.
+    cached_head: AtomicU64,
+    /// Whole messages ever published (counted before they become visible).
+    published: AtomicU64,
 }
 
+/// Written only by consumers (under `recv_lock`).
 #[repr(C)]
 struct Consumer {
+    /// Where the next record is read.
     head: AtomicU64,
-    space_seq: AtomicU32,
-    space_waiters: AtomicU32,
+    /// Whole messages ever delivered.
+    delivered: AtomicU64,
+}
+
+/// A futex word that one side sleeps on and its count of sleepers. Written
+/// only around sleeps, so the other side reads it cheaply on every message.
+#[repr(C)]
+struct Sleepers {
+    seq: AtomicU32,
+    waiters: AtomicU32,
 }
 
 /// Flags shared by both sides.
@@ -89,20 +112,22 @@ struct Consumer {
 pub(crate) struct Status {
     /// Set by `close()`: no more sends; receivers drain, then stop.
     pub(crate) closed: AtomicU32,
-    /// Whole messages in the ring (approximate under a hostile peer).
-    pub(crate) count: AtomicU32,
-    /// Whole messages ever published (counted before they become visible).
-    pub(crate) published: AtomicU64,
 }
 
 /// The shared state of one ring. Every field is an atomic or a lock, so any
-/// bit pattern a peer writes is a valid value.
+/// bit pattern a peer writes is a valid value. Each line is written by one
+/// side only, so a message moves as few cache lines between the two
+/// processes as possible: in the common case just the record itself.
 #[repr(C)]
 pub(crate) struct RingCtrl {
     send_lock: Line<RawMutex>,
     recv_lock: Line<RawMutex>,
     prod: Line<Producer>,
     cons: Line<Consumer>,
+    /// Consumers waiting for data.
+    readers: Line<Sleepers>,
+    /// Producers waiting for room.
+    writers: Line<Sleepers>,
     status: Line<Status>,
 }
 
@@ -151,6 +176,14 @@ fn acquire(lock: &RawMutex, deadline: Option<Instant>, try_only: bool) -> Result
     }
 }
 
+/// Where a reserved record goes: its position, and the padding record
+/// (position, length) that must be published in front of it, if any.
+#[derive(Clone, Copy)]
+struct Place {
+    pos: u64,
+    pad: Option<(u64, u64)>,
+}
+
 /// A decoded record header.
 struct Record {
     kind: u8,
@@ -162,8 +195,12 @@ impl Record {
         HEADER + len.next_multiple_of(8)
     }
 
-    fn encode(kind: u8, len: u64) -> u64 {
-        len | (u64::from(kind) << 32) | (CHECK << 40)
+    /// `len | kind << 32 | lap << 40`, where `lap` is the low 24 bits of
+    /// how many times the ring has wrapped at the record's position: a stale
+    /// header from an earlier lap never passes for a new one. A header is
+    /// never zero (kinds start at 1); zero means "not written yet".
+    fn encode(kind: u8, len: u64, lap: u64) -> u64 {
+        len | (u64::from(kind) << 32) | ((lap & 0xff_ffff) << 40)
     }
 }
 
@@ -224,6 +261,19 @@ impl<'a> Ring<'a> {
         self.data.wrapping_add((pos & (self.cap - 1)) as usize)
     }
 
+    /// The header word at `pos`.
+    fn word(&self, pos: u64) -> &AtomicU64 {
+        // SAFETY: positions are multiples of 8 (records are padded to 8, and
+        // `used` rejects other indices), the buffer is 128-byte aligned and
+        // `cap` bytes long, so the word is in bounds and aligned; it lives as
+        // long as the mapping (`'a`). Any bit pattern is a valid u64.
+        unsafe { &*self.at(pos).cast::<AtomicU64>() }
+    }
+
+    fn lap(&self, pos: u64) -> u64 {
+        pos / self.cap
+    }
+
     /// Closes the ring and wakes everyone.
     pub(crate) fn close(&self) {
         self.status().closed.store(1, Ordering::SeqCst);
@@ -232,19 +282,31 @@ impl<'a> Ring<'a> {
 
     /// Wakes every sleeper on both sides (after a close, or when peers leave).
     pub(crate) fn wake_all(&self) {
-        self.prod().data_seq.fetch_add(1, Ordering::SeqCst);
-        wait::wake(&self.prod().data_seq, &self.prod().data_waiters, u32::MAX);
-        self.cons().space_seq.fetch_add(1, Ordering::SeqCst);
-        wait::wake(&self.cons().space_seq, &self.cons().space_waiters, u32::MAX);
+        for s in [&self.ctrl.readers.0, &self.ctrl.writers.0] {
+            s.seq.fetch_add(1, Ordering::SeqCst);
+            wait::wake(&s.seq, &s.waiters, u32::MAX);
+        }
+    }
+
+    /// After publishing (or freeing): wakes up to `n` sleepers of the other
+    /// side, if any sleep. The fence orders our store before the look at
+    /// `waiters`, pairing with the sleeper's count-then-look.
+    fn notify(s: &Sleepers, n: u32) {
+        fence(Ordering::SeqCst);
+        if s.waiters.load(Ordering::Relaxed) != 0 {
+            s.seq.fetch_add(1, Ordering::SeqCst);
+            wait::wake(&s.seq, &s.waiters, n);
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.status().closed.load(Ordering::SeqCst) != 0
     }
 
-    /// Whole messages waiting.
+    /// Whole messages waiting (a snapshot).
     pub(crate) fn len(&self) -> usize {
-        self.status().count.load(Ordering::Relaxed) as usize
+        let published = self.prod().published.load(Ordering::Relaxed);
+        published.saturating_sub(self.cons().delivered.load(Ordering::Relaxed)) as usize
     }
 
     /// Bytes free, as seen now.
@@ -254,93 +316,111 @@ impl<'a> Ring<'a> {
         self.cap.saturating_sub(tail.wrapping_sub(head)) as usize
     }
 
-    /// Whether a record could be read now (without a lock; a hint).
+    /// Whether a record is published at `head` (without a lock; a hint).
     pub(crate) fn has_data(&self) -> bool {
-        self.prod().tail.load(Ordering::Acquire) != self.cons().head.load(Ordering::Acquire)
+        self.word(self.cons().head.load(Ordering::Acquire)).load(Ordering::Acquire) != 0
     }
 
     /// The futex word receivers sleep on, and its waiter count (for `wait`
     /// over several channels).
     pub(crate) fn data_word(&self) -> (&'a AtomicU32, &'a AtomicU32) {
-        let p: &'a Producer = &self.ctrl.prod.0;
-        (&p.data_seq, &p.data_waiters)
+        let s: &'a Sleepers = &self.ctrl.readers.0;
+        (&s.seq, &s.waiters)
     }
 
     // ----- producing -----
 
-    /// Sleeps until `space_seq` moves from `seq`, the deadline passes, or a
-    /// slice ends and the readers are gone.
-    fn wait_space(&self, seq: u32, deadline: Option<Instant>, readers_gone: Gone<'_>) -> Result<(), Stop> {
-        let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
-        let c = self.cons();
-        let woken = wait::wait(&c.space_seq, seq, &c.space_waiters, slice);
-        if !woken && wait::expired(deadline) {
-            return Err(Stop::Timeout);
+    /// Bytes a record of `size` bytes takes at `tail` (with the padding at
+    /// the end of the buffer if it does not fit there), plus the zeroed slot
+    /// after it.
+    fn need(&self, tail: u64, size: u64) -> u64 {
+        let to_end = self.cap - (tail & (self.cap - 1));
+        if size <= to_end { size + HEADER } else { to_end + size + HEADER }
+    }
+
+    /// Whether `need` bytes are free at `tail`, re-reading `head` only when
+    /// the cached value says no.
+    fn fits(&self, tail: u64, need: u64) -> Result<bool, Stop> {
+        let p = self.prod();
+        let cached = p.cached_head.load(Ordering::Relaxed);
+        if tail.wrapping_sub(cached) <= self.cap && self.cap - tail.wrapping_sub(cached) >= need {
+            return Ok(true);
         }
-        if readers_gone(!woken) {
-            return Err(Stop::Disconnected);
-        }
-        Ok(())
+        let head = self.cons().head.load(Ordering::Acquire);
+        p.cached_head.store(head, Ordering::Relaxed);
+        Ok(self.cap - self.used(head, tail)? >= need)
     }
 
     /// Waits (holding `send_lock`) until a record of `len` payload bytes fits
-    /// contiguously; returns the position to write it at, after writing a
-    /// padding record if the end of the buffer was too short.
-    fn room(&self, len: u64, deadline: Option<Instant>, try_only: bool, readers_gone: Gone<'_>) -> Result<u64, Stop> {
+    /// contiguously; returns where to write it. Nothing becomes visible to
+    /// consumers until [`publish`](Self::publish).
+    fn room(&self, len: u64, deadline: Option<Instant>, try_only: bool, readers_gone: Gone<'_>) -> Result<Place, Stop> {
         let size = Record::size(len);
+        let tail = self.prod().tail.load(Ordering::Relaxed);
+        let need = self.need(tail, size);
         loop {
             if self.is_closed() {
                 return Err(Stop::Closed);
             }
-            let seq = self.cons().space_seq.load(Ordering::SeqCst);
-            let head = self.cons().head.load(Ordering::Acquire);
-            let tail = self.prod().tail.load(Ordering::Relaxed);
-            let used = self.used(head, tail)?;
-            let to_end = self.cap - (tail & (self.cap - 1));
-            let need = if size <= to_end { size } else { to_end + size };
-            if self.cap - used >= need {
-                if size > to_end {
-                    // SAFETY: `tail` is 8-aligned, `to_end >= 8` bytes are
-                    // free at it, and only the send_lock holder writes there.
-                    unsafe { self.at(tail).cast::<u64>().write(Record::encode(PAD, to_end - HEADER)) };
-                    return Ok(tail + to_end);
-                }
-                return Ok(tail);
+            if self.fits(tail, need)? {
+                break;
             }
             if try_only {
                 return Err(Stop::Timeout);
             }
-            self.wait_space(seq, deadline, readers_gone)?;
+            let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
+            let w = &self.ctrl.writers.0;
+            let ready = || self.is_closed() || self.fits(tail, need).unwrap_or(true);
+            let woken = wait::wait_until(ready, &w.seq, &w.waiters, slice);
+            if !woken && wait::expired(deadline) {
+                return Err(Stop::Timeout);
+            }
+            if readers_gone(!woken) {
+                return Err(Stop::Disconnected);
+            }
         }
+        let to_end = self.cap - (tail & (self.cap - 1));
+        if size <= to_end {
+            return Ok(Place { pos: tail, pad: None });
+        }
+        // The record goes at the start of the next lap, behind a padding
+        // record to the end of the buffer.
+        Ok(Place { pos: tail + to_end, pad: Some((tail, to_end)) })
     }
 
-    /// Publishes a record of `kind` and `len` bytes at `pos` (payload already
-    /// written) and wakes a receiver.
-    fn publish(&self, pos: u64, kind: u8, len: u64) {
-        // SAFETY: `room` reserved `Record::size(len)` bytes at `pos`.
-        unsafe { self.at(pos).cast::<u64>().write(Record::encode(kind, len)) };
+    /// Publishes a record of `kind` and `len` bytes at `place` (payload
+    /// already written) and wakes a receiver if one sleeps.
+    fn publish(&self, place: Place, kind: u8, len: u64) {
+        let Place { pos, pad } = place;
+        let next = pos + Record::size(len);
+        // `room` reserved this slot: the next header goes there.
+        self.word(next).store(0, Ordering::Relaxed);
         let p = self.prod();
         if matches!(kind, FULL | LAST) {
             // Before the message is visible, so a receiver never sees it
             // uncounted (JoinableQueue::task_done relies on that).
-            self.status().published.fetch_add(1, Ordering::SeqCst);
-            self.status().count.fetch_add(1, Ordering::Relaxed);
+            p.published.fetch_add(1, Ordering::Relaxed);
         }
-        p.tail.store(pos + Record::size(len), Ordering::Release);
-        p.data_seq.fetch_add(1, Ordering::SeqCst);
+        self.word(pos).store(Record::encode(kind, len, self.lap(pos)), Ordering::Release);
+        if let Some((at, to_end)) = pad {
+            // After the record: a consumer that follows the padding finds it.
+            self.word(at).store(Record::encode(PAD, to_end - HEADER, self.lap(at)), Ordering::Release);
+        }
+        p.tail.store(next, Ordering::Relaxed);
         // A part of a stream is for the consumer holding `recv_lock` in the
         // middle of it; waking just one sleeper could wake another consumer,
         // which then blocks on `recv_lock`, leaving the first asleep for a
         // whole liveness slice. So parts wake everyone.
-        let n = if kind == FULL { 1 } else { u32::MAX };
-        wait::wake(&p.data_seq, &p.data_waiters, n);
+        Self::notify(&self.ctrl.readers.0, if kind == FULL { 1 } else { u32::MAX });
     }
 
-    fn write_record(&self, pos: u64, kind: u8, payload: &[u8]) {
-        // SAFETY: `room` reserved the record's bytes at `pos`, contiguous and
-        // inside the buffer; the payload follows the 8-byte header.
-        unsafe { std::ptr::copy_nonoverlapping(payload.as_ptr(), self.at(pos).add(HEADER as usize), payload.len()) };
-        self.publish(pos, kind, payload.len() as u64);
+    fn write_record(&self, place: Place, kind: u8, payload: &[u8]) {
+        // SAFETY: `room` reserved the record's bytes at `place.pos`,
+        // contiguous and inside the buffer; the payload follows the header.
+        unsafe {
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), self.at(place.pos).add(HEADER as usize), payload.len())
+        };
+        self.publish(place, kind, payload.len() as u64);
     }
 
     /// Whether every chunk of a streamed message of `len` bytes fits now,
@@ -356,11 +436,11 @@ impl<'a> Ring<'a> {
         while left > 0 {
             let chunk = left.min(max);
             let size = Record::size(chunk);
-            let to_end = self.cap - (tail & (self.cap - 1));
-            tail += if size <= to_end { size } else { to_end + size };
-            if tail - start > free {
+            if tail - start + self.need(tail, size) > free {
                 return Ok(false);
             }
+            let to_end = self.cap - (tail & (self.cap - 1));
+            tail += if size <= to_end { size } else { to_end + size };
             left -= chunk;
         }
         Ok(true)
@@ -378,8 +458,8 @@ impl<'a> Ring<'a> {
         let _held = acquire(&self.ctrl.send_lock.0, deadline, try_only)?;
         let max = self.max_chunk();
         if msg.len() <= max {
-            let pos = self.room(msg.len() as u64, deadline, try_only, readers_gone)?;
-            self.write_record(pos, FULL, msg);
+            let place = self.room(msg.len() as u64, deadline, try_only, readers_gone)?;
+            self.write_record(place, FULL, msg);
             return Ok(());
         }
         if try_only && !self.stream_fits(msg.len() as u64)? {
@@ -394,8 +474,8 @@ impl<'a> Ring<'a> {
                 i if i == last => LAST,
                 _ => MIDDLE,
             };
-            let pos = self.room(chunk.len() as u64, deadline, false, readers_gone)?;
-            self.write_record(pos, kind, chunk);
+            let place = self.room(chunk.len() as u64, deadline, false, readers_gone)?;
+            self.write_record(place, kind, chunk);
         }
         Ok(())
     }
@@ -413,43 +493,40 @@ impl<'a> Ring<'a> {
             return Err(Stop::TooLarge(self.max_chunk()));
         }
         let held = acquire(&self.ctrl.send_lock.0, deadline, try_only)?;
-        let pos = self.room(len as u64, deadline, try_only, readers_gone)?;
-        Ok(Slot { ring: self, pos, len, _held: held })
+        let place = self.room(len as u64, deadline, try_only, readers_gone)?;
+        Ok(Slot { ring: self, place, len, _held: held })
     }
 
     // ----- consuming -----
 
-    /// Reads the header at `head`, checked against what is published.
-    fn record_at(&self, head: u64, tail: u64) -> Result<Record, Stop> {
-        // SAFETY: `head` is 8-aligned (checked by `used`) and `tail - head >=
-        // 8`, so 8 published bytes are there; any bit pattern is a valid u64.
-        let word = unsafe { self.at(head).cast::<u64>().read() };
-        let (len, kind, check) = (word & 0xffff_ffff, (word >> 32) as u8, word >> 40);
+    /// The record published at `head`, if any, checked before use.
+    fn peek(&self, head: u64) -> Result<Option<Record>, Stop> {
+        let word = self.word(head).load(Ordering::Acquire);
+        if word == 0 {
+            return Ok(None);
+        }
+        let (len, kind, lap) = (word & 0xffff_ffff, (word >> 32) as u8, word >> 40);
         let to_end = self.cap - (head & (self.cap - 1));
         let size = Record::size(len);
-        let valid = check == CHECK
+        let valid = lap == self.lap(head) & 0xff_ffff
             && matches!(kind, FULL | FIRST | MIDDLE | LAST | PAD)
             && size <= to_end
-            && size <= tail - head
             && (kind != PAD || size == to_end);
         if !valid {
             return Err(Stop::Broken(format!("corrupt record header {word:#018x} at position {head}")));
         }
-        Ok(Record { kind, len })
+        Ok(Some(Record { kind, len }))
     }
 
     /// Consumes published records into `out` until one whole message is
     /// there (`Ok(true)`) or the ring runs dry (`Ok(false)`); `streaming`
     /// says whether `out` holds the first part of a streamed message.
     fn drain_one(&self, out: &mut Vec<u8>, streaming: &mut bool) -> Result<bool, Stop> {
-        let c = self.cons();
         loop {
-            let head = c.head.load(Ordering::Relaxed);
-            let tail = self.prod().tail.load(Ordering::Acquire);
-            if self.used(head, tail)? == 0 {
+            let head = self.cons().head.load(Ordering::Relaxed);
+            let Some(rec) = self.peek(head)? else {
                 return Ok(false);
-            }
-            let rec = self.record_at(head, tail)?;
+            };
             let mut done = false;
             match rec.kind {
                 PAD => {}
@@ -476,29 +553,27 @@ impl<'a> Ring<'a> {
     }
 
     fn copy_out(&self, head: u64, len: u64, out: &mut Vec<u8>) {
-        // SAFETY: `record_at` checked that the record lies within the
-        // published bytes and the buffer.
+        // SAFETY: `peek` checked that the record lies within the buffer, and
+        // its header (acquire) says its bytes are complete.
         let src = unsafe { std::slice::from_raw_parts(self.at(head).add(HEADER as usize), len as usize) };
         out.extend_from_slice(src);
     }
 
     fn advance(&self, head: u64, rec: &Record, delivered: bool) {
         let c = self.cons();
-        c.head.store(head + Record::size(rec.len), Ordering::Release);
         if delivered {
-            // Saturating: a hostile count must not wrap into a huge length.
-            let _ = self.status().count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            c.delivered.fetch_add(1, Ordering::Relaxed);
         }
-        c.space_seq.fetch_add(1, Ordering::SeqCst);
-        wait::wake(&c.space_seq, &c.space_waiters, 1);
+        c.head.store(head + Record::size(rec.len), Ordering::Release);
+        Self::notify(&self.ctrl.writers.0, 1);
     }
 
-    /// Sleeps until `data_seq` moves from `seq`; at the end of a slice, asks
-    /// whether the writers are gone.
-    fn wait_data(&self, seq: u32, deadline: Option<Instant>, writers_gone: Gone<'_>) -> Result<(), Stop> {
+    /// Sleeps until data arrives, the ring closes, the deadline passes, or a
+    /// slice ends and the writers are gone.
+    fn wait_data(&self, deadline: Option<Instant>, writers_gone: Gone<'_>) -> Result<(), Stop> {
         let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
-        let p = self.prod();
-        let woken = wait::wait(&p.data_seq, seq, &p.data_waiters, slice);
+        let r = &self.ctrl.readers.0;
+        let woken = wait::wait_until(|| self.has_data() || self.is_closed(), &r.seq, &r.waiters, slice);
         if !woken && wait::expired(deadline) {
             return Err(Stop::Timeout);
         }
@@ -535,7 +610,6 @@ impl<'a> Ring<'a> {
             let held = acquire(&self.ctrl.recv_lock.0, deadline, try_only)?;
             let mut streaming = false;
             loop {
-                let seq = self.prod().data_seq.load(Ordering::SeqCst);
                 if self.drain_one(out, &mut streaming)? {
                     return Ok(());
                 }
@@ -547,7 +621,7 @@ impl<'a> Ring<'a> {
                     if try_only {
                         return Err(Stop::Timeout);
                     }
-                    self.wait_data(seq, deadline, writers_gone)?;
+                    self.wait_data(deadline, writers_gone)?;
                     break;
                 }
                 // Mid-stream: keep recv_lock so nobody else takes the rest.
@@ -556,9 +630,8 @@ impl<'a> Ring<'a> {
                     streaming = false;
                     continue;
                 }
-                let slice = wait::deadline(LIVENESS_SLICE);
-                let p = self.prod();
-                wait::wait(&p.data_seq, seq, &p.data_waiters, slice);
+                let r = &self.ctrl.readers.0;
+                wait::wait_until(|| self.has_data(), &r.seq, &r.waiters, wait::deadline(LIVENESS_SLICE));
             }
         }
     }
@@ -575,15 +648,10 @@ impl<'a> Ring<'a> {
     ) -> Result<Option<View<'a>>, Stop> {
         loop {
             let held = acquire(&self.ctrl.recv_lock.0, deadline, try_only)?;
-            let seq = self.prod().data_seq.load(Ordering::SeqCst);
             // Skip padding and orphaned stream tails to the next message.
             loop {
                 let head = self.cons().head.load(Ordering::Relaxed);
-                let tail = self.prod().tail.load(Ordering::Acquire);
-                if self.used(head, tail)? == 0 {
-                    break;
-                }
-                let rec = self.record_at(head, tail)?;
+                let Some(rec) = self.peek(head)? else { break };
                 match rec.kind {
                     FULL => return Ok(Some(View { ring: self, head, len: rec.len as usize, _held: held })),
                     FIRST => {
@@ -601,20 +669,20 @@ impl<'a> Ring<'a> {
             if try_only {
                 return Err(Stop::Timeout);
             }
-            self.wait_data(seq, deadline, writers_gone)?;
+            self.wait_data(deadline, writers_gone)?;
         }
     }
 }
 
 /// Messages ever published on the ring behind `ctrl`.
 pub(crate) fn published(ctrl: &RingCtrl) -> u64 {
-    ctrl.status.0.published.load(Ordering::SeqCst)
+    ctrl.prod.0.published.load(Ordering::SeqCst)
 }
 
 /// Room for one in-place message; holds `send_lock`.
 pub(crate) struct Slot<'a> {
     ring: Ring<'a>,
-    pos: u64,
+    place: Place,
     len: usize,
     _held: Held<'a>,
 }
@@ -624,19 +692,20 @@ impl Slot<'_> {
     pub(crate) fn bytes(&mut self) -> &mut [u8] {
         // SAFETY: `room` reserved `len` payload bytes after the header at
         // `pos`, contiguous and unpublished; we hold send_lock, so nobody else
-        // writes them, and consumers never read past `tail`.
-        unsafe { std::slice::from_raw_parts_mut(self.ring.at(self.pos).add(HEADER as usize), self.len) }
+        // writes them, and consumers read them only after the header is
+        // published.
+        unsafe { std::slice::from_raw_parts_mut(self.ring.at(self.place.pos).add(HEADER as usize), self.len) }
     }
 
     /// The bytes, shared.
     pub(crate) fn bytes_ref(&self) -> &[u8] {
         // SAFETY: as in `bytes`.
-        unsafe { std::slice::from_raw_parts(self.ring.at(self.pos).add(HEADER as usize), self.len) }
+        unsafe { std::slice::from_raw_parts(self.ring.at(self.place.pos).add(HEADER as usize), self.len) }
     }
 
     /// Publishes the message.
     pub(crate) fn commit(self) {
-        self.ring.publish(self.pos, FULL, self.len as u64);
+        self.ring.publish(self.place, FULL, self.len as u64);
     }
 }
 
@@ -651,8 +720,8 @@ pub(crate) struct View<'a> {
 impl View<'_> {
     /// The message.
     pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: `record_at` checked the record lies within the published
-        // bytes; we hold recv_lock, so it is not released under us, and
+        // SAFETY: `peek` checked the record lies within the buffer and is
+        // published; we hold recv_lock, so it is not released under us, and
         // producers never write published bytes.
         unsafe { std::slice::from_raw_parts(self.ring.at(self.head).add(HEADER as usize), self.len) }
     }

@@ -80,6 +80,26 @@ macro_rules! watch_queue {
 }
 watch_queue!(Queue, SimpleQueue, JoinableQueue);
 
+/// Counts the caller as a sleeper on every object until dropped.
+struct Counted<'a, 'b>(&'a [&'b dyn Waitable]);
+
+impl<'a, 'b> Counted<'a, 'b> {
+    fn new(objects: &'a [&'b dyn Waitable]) -> Self {
+        for o in objects {
+            o.data_word().1.fetch_add(1, Ordering::SeqCst);
+        }
+        Counted(objects)
+    }
+}
+
+impl Drop for Counted<'_, '_> {
+    fn drop(&mut self) {
+        for o in self.0 {
+            o.data_word().1.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Waits until at least one of `objects` is ready and returns the indices
 /// of the ready ones, in order — Python's
 /// `multiprocessing.connection.wait(object_list, timeout)`.
@@ -133,6 +153,10 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
     let mut probe = false;
     let mut next_probe = Instant::now() + LIVENESS_SLICE;
     loop {
+        // Counted as a sleeper before reading the words and looking, so a
+        // producer that publishes after the look sees the count and wakes us
+        // (producers skip the wake-up when nobody is counted).
+        let _counted = Counted::new(objects);
         let words: Vec<(&AtomicU32, u32)> = objects
             .iter()
             .map(|o| {
@@ -158,13 +182,7 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
             }
             continue;
         }
-        for o in objects {
-            o.data_word().1.fetch_add(1, Ordering::SeqCst);
-        }
         let woke = futex::wait_any(&words, Some(slice_end));
-        for o in objects {
-            o.data_word().1.fetch_sub(1, Ordering::SeqCst);
-        }
         match woke {
             WakeAny::Retry => probe = false,
             WakeAny::TimedOut => probe = true,

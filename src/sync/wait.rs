@@ -56,3 +56,37 @@ pub(crate) fn wake(word: &AtomicU32, waiters: &AtomicU32, n: u32) {
         futex::wake(word, n);
     }
 }
+
+/// Waits until `ready()` holds: spins briefly, then sleeps on `word` until
+/// woken or `deadline` passes. Returns `false` only on timeout with
+/// `ready()` still false; may return `true` spuriously.
+///
+/// For sides that wake sleepers only when `waiters` is non-zero (after a
+/// `SeqCst` fence following their store): this sleeper counts itself
+/// first, then reads `word`, then looks at `ready()` once more, so either
+/// the waker sees the count, or this look sees the waker's store.
+pub(crate) fn wait_until(
+    ready: impl Fn() -> bool,
+    word: &AtomicU32,
+    waiters: &AtomicU32,
+    deadline: Option<Instant>,
+) -> bool {
+    for _ in 0..SPINS {
+        if ready() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    let timeout = match deadline {
+        None => None,
+        Some(d) => match d.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => return ready(),
+        },
+    };
+    waiters.fetch_add(1, Ordering::SeqCst);
+    let seq = word.load(Ordering::SeqCst);
+    let woke = ready() || futex::wait(word, seq, timeout) == Wake::Retry;
+    waiters.fetch_sub(1, Ordering::SeqCst);
+    woke || ready()
+}
