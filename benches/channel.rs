@@ -1,0 +1,1087 @@
+//! Channels against their peers, every peer measured in the same run.
+//!
+//! Run with `cargo bench --bench channel` (about 3 minutes). The other side
+//! of every measurement is a real second process: forked with `libc::fork`
+//! for the raw floors and the peers, started with [`Process`] and
+//! [`StartMethod::Fork`] for multiproc. Process start-up and join are
+//! outside the timed part; throughput children wait for a "go" signal, so
+//! nothing is produced before the clock starts.
+//!
+//! - `rtt_8B`: ping-pong round trip of an 8-byte message, timed in the
+//!   parent. Floors: a word in a shared mapping that both processes spin on
+//!   (`raw_cacheline`), and a shared futex both sides sleep on with
+//!   `FUTEX_WAIT` and wake with `FUTEX_WAKE` every time (`raw_futex`).
+//!   Peers: `UnixStream::pair`, two OS pipes (`libc::pipe`), `ipc-channel`
+//!   (two bytes channels). Ours: `Queue<Plain<u64>>` (one queue per
+//!   direction) and a duplex `Pipe`, each with both sides spinning on
+//!   `try_get`/`try_recv` (`_spin`) and with the plain blocking `get`/`recv`
+//!   (`_block`: a short spin, then a futex sleep).
+//! - `tput_64B`: a one-way stream of 64-byte messages; time per message,
+//!   measured in the consuming parent from "go" to the last message. Floor:
+//!   a bare lock-free SPSC ring of 64-byte slots in shared memory
+//!   (`spsc_ring`). Peers: `UnixStream` (one `write_all` and one
+//!   `read_exact` per message), `ipc-channel`. Ours: a one-way `Pipe` and a
+//!   `Queue` with one and with two producer processes, each with typed
+//!   `Plain<[u8; 64]>` messages (`_plain`: raw bytes, no encoding) and with
+//!   `put_bytes`/`get_bytes`, `send_bytes`/`recv_bytes` (`_bytes`: a `Vec`
+//!   per received message); the pipe also with `recv_bytes_into` a buffer
+//!   (`_bytes_into`). All rings (and the SPSC floor) are 256 KiB.
+//! - `msg_1MiB`: a one-way stream of 1 MiB messages. Floor: a single-core
+//!   `memcpy` of 1 MiB. Peer: `UnixStream` (`write_all`/`read_exact`, default
+//!   socket buffers). Ours, on 4 MiB rings: the zero-copy form (`reserve`,
+//!   fill, `commit`; `get_in_place`/`recv_in_place`), the queue's
+//!   `put_bytes`/`get_bytes` and the pipe's `send_bytes`/`recv_bytes_into`.
+//!   Each producer copies its 1 MiB source into the channel once; each
+//!   consumer touches every byte once: the copy out where the API copies,
+//!   an XOR fold where it reads in place.
+//!
+//! Within each group, every multiproc case runs right after the floor or
+//! peer it is compared with, since the machine's speed drifts during a run.
+//! After criterion's report, `main` prints a summary: the median time per
+//! iteration over each benchmark's measured samples, with how much CPU
+//! other processes (and the hypervisor) took meanwhile; then every ratio
+//! that issue 3 states a target in, marked met or not, computed twice:
+//! (A) from the criterion medians, and (B) from a paired measurement that
+//! runs the two sides again in alternation (8 rounds of about 100 ms each,
+//! ABBA order), so that a change of the machine's state between two
+//! benchmarks does not decide a target. Only ratios within one run mean
+//! anything. Figures go in `benches/README.md`.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::hint::{black_box, spin_loop};
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use multiproc::channel::{CanRecv, Connection, Message, Pipe, Plain, SendOnly, TryRecvError};
+use multiproc::{Event, Process, Queue, StartMethod};
+
+/// Samples per benchmark (criterion's minimum; most of them fork).
+const SAMPLES: usize = 10;
+/// A peer that makes no progress for this long is taken as dead.
+const STUCK: Duration = Duration::from_secs(20);
+/// Ring size for the 8-byte and 64-byte benchmarks (ours and the SPSC floor).
+const RING: usize = 256 << 10;
+/// One large message.
+const MIB: usize = 1 << 20;
+/// Ring size for the 1 MiB messages (a record holds at most half the ring).
+const BIG_RING: usize = 4 << 20;
+
+type M64 = [u8; 64];
+
+// ----- bookkeeping for the summary -----
+
+/// One timed call of a benchmark.
+struct Call {
+    id: String,
+    /// Nanoseconds per iteration.
+    ns: f64,
+    /// Since the previous call: wall time, CPU time used by other processes
+    /// (busy time of the whole machine minus ours and our children's), and
+    /// time stolen by the hypervisor, all in seconds.
+    wall: f64,
+    others: f64,
+    steal: f64,
+}
+
+/// CPU time counters: the machine's busy and stolen time (from
+/// `/proc/stat`), this process's and its reaped children's, in seconds.
+struct Cpu {
+    at: Instant,
+    busy: f64,
+    steal: f64,
+    own: f64,
+}
+
+impl Cpu {
+    fn now() -> Option<Cpu> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let f: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).map_while(|x| x.parse().ok()).collect();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let (busy, steal) = ((f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?) / hz, f.get(7)? / hz);
+        let mut own = 0.0;
+        for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+            // SAFETY: an all-zero rusage is a valid value; getrusage fills it.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: `ru` is a valid out pointer.
+            unsafe { libc::getrusage(who, &mut ru) };
+            for t in [ru.ru_utime, ru.ru_stime] {
+                own += t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            }
+        }
+        Some(Cpu { at: Instant::now(), busy, steal, own })
+    }
+}
+
+thread_local! {
+    /// Every timed call, in order.
+    static CALLS: RefCell<Vec<Call>> = const { RefCell::new(Vec::new()) };
+    static LAST_CPU: RefCell<Option<Cpu>> = const { RefCell::new(None) };
+}
+
+/// Records one timed call of benchmark `id` (with how busy the rest of the
+/// machine was since the previous call) and hands the time back to
+/// criterion.
+fn note(id: &str, iters: u64, t: Duration) -> Duration {
+    let now = Cpu::now();
+    let (mut wall, mut others, mut steal) = (0.0, 0.0, 0.0);
+    if let (Some(now), Some(prev)) = (&now, LAST_CPU.with(|l| l.borrow_mut().take())) {
+        wall = (now.at - prev.at).as_secs_f64();
+        others = ((now.busy - prev.busy) - (now.own - prev.own)).max(0.0);
+        steal = now.steal - prev.steal;
+    }
+    LAST_CPU.with(|l| *l.borrow_mut() = now);
+    let ns = t.as_nanos() as f64 / iters.max(1) as f64;
+    CALLS.with(|c| c.borrow_mut().push(Call { id: id.to_string(), ns, wall, others, steal }));
+    t
+}
+
+/// The measured samples of `id`: its last [`SAMPLES`] calls (the calls
+/// before them are criterion's warm-up).
+fn measured<R>(id: &str, f: impl FnOnce(&[&Call]) -> R) -> Option<R> {
+    CALLS.with(|c| {
+        let c = c.borrow();
+        let all: Vec<&Call> = c.iter().filter(|k| k.id == id).collect();
+        (!all.is_empty()).then(|| f(&all[all.len().saturating_sub(SAMPLES)..]))
+    })
+}
+
+/// Median nanoseconds per iteration over the measured samples of `id`.
+fn median_ns(id: &str) -> Option<f64> {
+    measured(id, |calls| {
+        let mut ns: Vec<f64> = calls.iter().map(|c| c.ns).collect();
+        ns.sort_by(f64::total_cmp);
+        let n = ns.len();
+        if n % 2 == 1 { ns[n / 2] } else { (ns[n / 2 - 1] + ns[n / 2]) / 2.0 }
+    })
+}
+
+/// CPUs' worth of time that other processes used, and that the hypervisor
+/// stole, while the measured samples of `id` ran (0 to 2 on this machine).
+fn load(id: &str) -> Option<(f64, f64)> {
+    measured(id, |calls| {
+        let wall: f64 = calls.iter().map(|c| c.wall).sum();
+        let others: f64 = calls.iter().map(|c| c.others).sum();
+        let steal: f64 = calls.iter().map(|c| c.steal).sum();
+        if wall > 0.0 { (others / wall, steal / wall) } else { (0.0, 0.0) }
+    })
+}
+
+// ----- processes, shared memory, spinning, futexes -----
+
+/// A forked child process.
+struct Child(libc::pid_t);
+
+/// Forks; the child runs `f` and exits (1 if `f` panicked).
+fn fork(f: impl FnOnce()) -> Child {
+    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    assert_eq!(threads, 1, "fork needs a single-threaded process");
+    let _ = std::io::stdout().flush();
+    // SAFETY: the process has one thread (checked just above; this one), so
+    // the child is a complete copy and may run any Rust code.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: plain prctl with a signal number: die with the bench.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        let code = if catch_unwind(AssertUnwindSafe(f)).is_ok() { 0 } else { 1 };
+        // SAFETY: ends the child without running the parent's exit handlers
+        // or destructors a second time.
+        unsafe { libc::_exit(code) }
+    }
+    Child(pid)
+}
+
+impl Child {
+    fn join(self) {
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out pointer.
+        let r = unsafe { libc::waitpid(self.0, &mut status, 0) };
+        assert_eq!(r, self.0, "waitpid: {}", std::io::Error::last_os_error());
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: status {status:#x}");
+    }
+}
+
+/// Starts `target(arg)` in a forked child through multiproc's `Process`.
+fn start<A: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(target: fn(A), arg: A) -> Process {
+    let mut p = Process::new(target, arg).start_method(StartMethod::Fork);
+    p.start().expect("start child");
+    p
+}
+
+fn join(mut p: Process) {
+    assert_eq!(p.join().expect("join child"), 0, "child failed");
+}
+
+/// A shared anonymous mapping, inherited by forked children.
+struct Shm {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Shm {
+    fn new(len: usize) -> Shm {
+        // SAFETY: a fresh anonymous shared mapping; no existing memory is touched.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+        Shm { ptr: ptr.cast(), len }
+    }
+
+    fn u32_at(&self, off: usize) -> &AtomicU32 {
+        assert!(off % 4 == 0 && off + 4 <= self.len);
+        // SAFETY: in bounds and aligned (checked); the mapping is zeroed or
+        // written only through atomics, and lives as long as `self`.
+        unsafe { &*self.ptr.add(off).cast::<AtomicU32>() }
+    }
+
+    fn u64_at(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0 && off + 8 <= self.len);
+        // SAFETY: as in `u32_at`.
+        unsafe { &*self.ptr.add(off).cast::<AtomicU64>() }
+    }
+}
+
+impl Drop for Shm {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; no reference
+        // into it outlives `self`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// Spins until `ready()`; panics if that takes longer than [`STUCK`] (the
+/// peer died or hangs), so a broken benchmark fails instead of hanging.
+#[inline]
+fn spin_until(mut ready: impl FnMut() -> bool) {
+    let mut n = 0u32;
+    let mut since = None;
+    while !ready() {
+        spin_loop();
+        n = n.wrapping_add(1);
+        if n % (1 << 16) == 0 && since.get_or_insert_with(Instant::now).elapsed() > STUCK {
+            panic!("peer process made no progress for {STUCK:?}");
+        }
+    }
+}
+
+/// Spins on a `try_` receive until it yields a value.
+#[inline]
+fn spin_recv<T, E: std::fmt::Debug>(mut try_recv: impl FnMut() -> Result<T, E>, empty: impl Fn(&E) -> bool) -> T {
+    let mut out = None;
+    spin_until(|| match try_recv() {
+        Ok(v) => {
+            out = Some(v);
+            true
+        }
+        Err(e) if empty(&e) => false,
+        Err(e) => panic!("receive failed: {e:?}"),
+    });
+    out.expect("set when the spin ends")
+}
+
+fn queue_spin_get<T: Message>(q: &Queue<T>) -> T {
+    spin_recv(|| q.try_get(), |e| matches!(e, TryRecvError::Empty))
+}
+
+/// Sleeps on a shared futex until `word == target`.
+fn futex_await(word: &AtomicU32, target: u32) {
+    let slice = libc::timespec { tv_sec: 1, tv_nsec: 0 };
+    let mut timeouts = 0;
+    loop {
+        let v = word.load(Ordering::Acquire);
+        if v == target {
+            return;
+        }
+        // SAFETY: FUTEX_WAIT on a live, aligned u32 in a shared mapping,
+        // with a valid timeout; the kernel only reads them.
+        let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, v, &slice as *const _) };
+        if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
+            timeouts += 1;
+            assert!(timeouts < STUCK.as_secs(), "peer process made no progress for {STUCK:?}");
+        }
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a live, aligned u32 in a shared mapping.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
+}
+
+/// A "go" word in shared memory that forked children spin on.
+struct Go(Shm);
+
+impl Go {
+    fn new() -> Go {
+        Go(Shm::new(4096))
+    }
+    fn wait(&self) {
+        spin_until(|| self.0.u32_at(0).load(Ordering::Acquire) != 0);
+    }
+    fn set(&self) {
+        self.0.u32_at(0).store(1, Ordering::Release);
+    }
+}
+
+fn os_pipe() -> (File, File) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe: {}", std::io::Error::last_os_error());
+    // SAFETY: two fresh descriptors that nothing else owns.
+    unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+}
+
+/// A 64-byte message carrying its sequence number.
+#[inline]
+fn msg64(seq: u64) -> M64 {
+    let mut m = [0x5a; 64];
+    m[..8].copy_from_slice(&seq.to_le_bytes());
+    m
+}
+
+#[inline]
+fn seq_of(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[..8].try_into().expect("message of at least 8 bytes"))
+}
+
+/// Sum of the sequence numbers `0..n`: what a consumer must have seen.
+fn seq_sum(n: u64) -> u64 {
+    n * n.saturating_sub(1) / 2
+}
+
+/// Reads every byte of `bytes` (an XOR fold), as a consumer that uses a
+/// message in place would.
+#[inline]
+fn fold(bytes: &[u8]) -> u64 {
+    let mut acc = [0u64; 4];
+    let chunks = bytes.chunks_exact(32);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            *a ^= u64::from_ne_bytes(c[8 * k..8 * k + 8].try_into().expect("8 bytes"));
+        }
+    }
+    rest.iter().fold(acc[0] ^ acc[1] ^ acc[2] ^ acc[3], |a, &b| a ^ u64::from(b))
+}
+
+// ----- the benchmarks: each times `iters` iterations -----
+
+/// One benchmark: its id (`group/name`) and how to time `iters` iterations
+/// of it (start-up of the other process not included).
+struct Bench {
+    id: &'static str,
+    run: Box<dyn Fn(u64) -> Duration>,
+}
+
+fn bench(id: &'static str, run: impl Fn(u64) -> Duration + 'static) -> Bench {
+    Bench { id, run: Box::new(run) }
+}
+
+/// Every benchmark, by group. Within a group, each multiproc case runs
+/// right after the floor or peer it is compared with, since the machine's
+/// speed drifts during a run.
+fn groups() -> Vec<(&'static str, Option<Throughput>, Vec<Bench>)> {
+    vec![
+        (
+            "rtt_8B",
+            None,
+            vec![
+                bench("rtt_8B/raw_cacheline", rtt_raw_cacheline),
+                bench("rtt_8B/queue_spin", |n| rtt_queue(true, n)),
+                bench("rtt_8B/pipe_spin", |n| rtt_pipe(true, n)),
+                bench("rtt_8B/raw_futex", rtt_raw_futex),
+                bench("rtt_8B/queue_block", |n| rtt_queue(false, n)),
+                bench("rtt_8B/pipe_block", |n| rtt_pipe(false, n)),
+                bench("rtt_8B/unix_stream", |n| {
+                    let (a, z) = UnixStream::pair().expect("socketpair");
+                    io_ping_pong(n, (&a, &a), (&z, &z))
+                }),
+                bench("rtt_8B/os_pipe", |n| {
+                    let (to_child_r, to_child_w) = os_pipe();
+                    let (to_parent_r, to_parent_w) = os_pipe();
+                    io_ping_pong(n, (&to_parent_r, &to_child_w), (&to_child_r, &to_parent_w))
+                }),
+                bench("rtt_8B/ipc_channel", rtt_ipc_channel),
+            ],
+        ),
+        (
+            "tput_64B",
+            Some(Throughput::Elements(1)),
+            vec![
+                bench("tput_64B/spsc_ring", tput_spsc),
+                bench("tput_64B/pipe_plain", |n| tput_pipe(How::Plain, n)),
+                bench("tput_64B/pipe_bytes", |n| tput_pipe(How::Bytes, n)),
+                bench("tput_64B/pipe_bytes_into", |n| tput_pipe(How::BytesInto, n)),
+                bench("tput_64B/unix_stream", tput_unix_stream),
+                bench("tput_64B/queue_1to1_plain", |n| tput_queue(1, How::Plain, n)),
+                bench("tput_64B/queue_1to1_bytes", |n| tput_queue(1, How::Bytes, n)),
+                bench("tput_64B/queue_2to1_plain", |n| tput_queue(2, How::Plain, n)),
+                bench("tput_64B/queue_2to1_bytes", |n| tput_queue(2, How::Bytes, n)),
+                bench("tput_64B/ipc_channel", tput_ipc_channel),
+            ],
+        ),
+        (
+            "msg_1MiB",
+            Some(Throughput::BytesDecimal(MIB as u64)),
+            vec![
+                bench("msg_1MiB/memcpy", big_memcpy),
+                bench("msg_1MiB/queue_zero_copy", |n| big_queue(How::ZeroCopy, n)),
+                bench("msg_1MiB/pipe_zero_copy", |n| big_pipe(How::ZeroCopy, n)),
+                bench("msg_1MiB/queue_bytes", |n| big_queue(How::Bytes, n)),
+                bench("msg_1MiB/pipe_bytes_into", |n| big_pipe(How::BytesInto, n)),
+                bench("msg_1MiB/unix_stream", big_unix_stream),
+            ],
+        ),
+    ]
+}
+
+/// How a multiproc benchmark moves its messages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+enum How {
+    /// `put`/`get`, `send`/`recv` of a `Plain` value (raw bytes, no encoding).
+    Plain,
+    /// `put_bytes`/`get_bytes`, `send_bytes`/`recv_bytes` (a `Vec` per message).
+    Bytes,
+    /// `send_bytes`/`recv_bytes_into` a buffer of the receiver's.
+    BytesInto,
+    /// `reserve` + fill + `commit`; `get_in_place`/`recv_in_place`.
+    ZeroCopy,
+}
+
+// ----- ping-pong round trip, 8 bytes -----
+
+fn rtt_raw_cacheline(iters: u64) -> Duration {
+    let shm = Shm::new(4096);
+    let w = shm.u64_at(0);
+    let child = fork(|| {
+        for i in 0..iters {
+            spin_until(|| w.load(Ordering::Acquire) == 2 * i + 1);
+            w.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let start = Instant::now();
+    for i in 0..iters {
+        w.store(2 * i + 1, Ordering::Release);
+        spin_until(|| w.load(Ordering::Acquire) == 2 * i + 2);
+    }
+    let t = start.elapsed();
+    child.join();
+    t
+}
+
+fn rtt_raw_futex(iters: u64) -> Duration {
+    let shm = Shm::new(4096);
+    let w = shm.u32_at(0);
+    let child = fork(|| {
+        for i in 0..iters as u32 {
+            futex_await(w, 2 * i + 1);
+            w.store(2 * i + 2, Ordering::Release);
+            futex_wake(w);
+        }
+    });
+    let start = Instant::now();
+    for i in 0..iters as u32 {
+        w.store(2 * i + 1, Ordering::Release);
+        futex_wake(w);
+        futex_await(w, 2 * i + 2);
+    }
+    let t = start.elapsed();
+    child.join();
+    t
+}
+
+fn rtt_ipc_channel(iters: u64) -> Duration {
+    let (req_tx, req_rx) = ipc_channel::ipc::bytes_channel().expect("ipc channel");
+    let (rep_tx, rep_rx) = ipc_channel::ipc::bytes_channel().expect("ipc channel");
+    let child = fork(|| {
+        for _ in 0..iters {
+            let m = req_rx.recv().expect("recv");
+            rep_tx.send(&m).expect("send");
+        }
+    });
+    let start = Instant::now();
+    for i in 0..iters {
+        req_tx.send(&i.to_le_bytes()).expect("send");
+        assert_eq!(seq_of(&rep_rx.recv().expect("recv")), i);
+    }
+    let t = start.elapsed();
+    child.join();
+    t
+}
+
+/// Ping-pong of 8-byte messages over byte streams; the child echoes.
+fn io_ping_pong(iters: u64, parent: (impl Read, impl Write), child: (impl Read, impl Write)) -> Duration {
+    let (mut c_in, mut c_out) = child;
+    let kid = fork(move || {
+        let mut m = [0u8; 8];
+        for _ in 0..iters {
+            c_in.read_exact(&mut m).expect("read");
+            c_out.write_all(&m).expect("write");
+        }
+    });
+    let (mut p_in, mut p_out) = parent;
+    let mut m = [0u8; 8];
+    let start = Instant::now();
+    for i in 0..iters {
+        p_out.write_all(&i.to_le_bytes()).expect("write");
+        p_in.read_exact(&mut m).expect("read");
+        assert_eq!(u64::from_le_bytes(m), i);
+    }
+    let t = start.elapsed();
+    kid.join();
+    t
+}
+
+/// `Queue<Plain<u64>>` ping-pong: one queue per direction.
+fn rtt_queue(spin: bool, iters: u64) -> Duration {
+    let req = Queue::<Plain<u64>>::new(RING).expect("queue");
+    let rep = Queue::<Plain<u64>>::new(RING).expect("queue");
+    let child = start(queue_echo, (req.clone(), rep.clone(), iters, spin));
+    let start = Instant::now();
+    for i in 0..iters {
+        req.put(Plain(i)).expect("put");
+        let Plain(v) = if spin { queue_spin_get(&rep) } else { rep.get().expect("get") };
+        assert_eq!(v, i);
+    }
+    let t = start.elapsed();
+    join(child);
+    t
+}
+
+/// The child side of the queue ping-pong.
+fn queue_echo((req, rep, iters, spin): (Queue<Plain<u64>>, Queue<Plain<u64>>, u64, bool)) {
+    for _ in 0..iters {
+        let v = if spin { queue_spin_get(&req) } else { req.get().expect("get") };
+        rep.put(v).expect("put");
+    }
+}
+
+fn pipe_spin_recv<T: Message, D: CanRecv>(c: &Connection<D>) -> T {
+    spin_recv(|| c.try_recv::<T>(), |e| matches!(e, TryRecvError::Empty))
+}
+
+/// `Pipe` ping-pong: one duplex pipe, `Plain<u64>` messages.
+fn rtt_pipe(spin: bool, iters: u64) -> Duration {
+    let (here, there) = Pipe::with_capacity(RING).expect("pipe");
+    let child = start(pipe_echo, (there, iters, spin));
+    let start = Instant::now();
+    for i in 0..iters {
+        here.send(&Plain(i)).expect("send");
+        let Plain(v): Plain<u64> = if spin { pipe_spin_recv(&here) } else { here.recv().expect("recv") };
+        assert_eq!(v, i);
+    }
+    let t = start.elapsed();
+    join(child);
+    t
+}
+
+/// The child side of the pipe ping-pong.
+fn pipe_echo((conn, iters, spin): (Connection, u64, bool)) {
+    for _ in 0..iters {
+        let v: Plain<u64> = if spin { pipe_spin_recv(&conn) } else { conn.recv().expect("recv") };
+        conn.send(&v).expect("send");
+    }
+}
+
+// ----- one-way throughput, 64-byte messages -----
+
+fn tput_spsc(iters: u64) -> Duration {
+    let ring = Spsc::new();
+    let go = Go::new();
+    let child = fork(|| {
+        go.wait();
+        ring.produce(0, iters);
+    });
+    go.set();
+    let start = Instant::now();
+    let sum = ring.consume(iters);
+    let t = start.elapsed();
+    child.join();
+    assert_eq!(sum, seq_sum(iters));
+    t
+}
+
+fn tput_unix_stream(iters: u64) -> Duration {
+    let (mut a, mut z) = UnixStream::pair().expect("socketpair");
+    let go = Go::new();
+    let child = fork(|| {
+        go.wait();
+        for s in 0..iters {
+            z.write_all(&msg64(s)).expect("write");
+        }
+    });
+    let mut m = [0u8; 64];
+    let mut sum = 0u64;
+    go.set();
+    let start = Instant::now();
+    for _ in 0..iters {
+        a.read_exact(&mut m).expect("read");
+        sum = sum.wrapping_add(seq_of(black_box(&m)));
+    }
+    let t = start.elapsed();
+    child.join();
+    assert_eq!(sum, seq_sum(iters));
+    t
+}
+
+fn tput_ipc_channel(iters: u64) -> Duration {
+    let (tx, rx) = ipc_channel::ipc::bytes_channel().expect("ipc channel");
+    let go = Go::new();
+    let child = fork(|| {
+        go.wait();
+        for s in 0..iters {
+            tx.send(&msg64(s)).expect("send");
+        }
+    });
+    let mut sum = 0u64;
+    go.set();
+    let start = Instant::now();
+    for _ in 0..iters {
+        sum = sum.wrapping_add(seq_of(&rx.recv().expect("recv")));
+    }
+    let t = start.elapsed();
+    child.join();
+    assert_eq!(sum, seq_sum(iters));
+    t
+}
+
+/// `producers` processes put `iters` messages in all on one queue; the
+/// parent gets them.
+fn tput_queue(producers: u64, how: How, iters: u64) -> Duration {
+    let q = Queue::<Plain<M64>>::new(RING).expect("queue");
+    let go = Event::new().expect("event");
+    let mut kids = Vec::new();
+    for k in 0..producers {
+        let (first, end) = (iters * k / producers, iters * (k + 1) / producers);
+        kids.push(start(queue_produce, (q.clone(), go.clone(), first, end - first, how)));
+    }
+    let mut sum = 0u64;
+    go.set();
+    let start = Instant::now();
+    for _ in 0..iters {
+        sum = sum.wrapping_add(match how {
+            How::Plain => seq_of(&black_box(q.get().expect("get")).0),
+            _ => seq_of(&q.get_bytes().expect("get_bytes")),
+        });
+    }
+    let t = start.elapsed();
+    kids.into_iter().for_each(join);
+    assert_eq!(sum, seq_sum(iters));
+    t
+}
+
+/// A producer child of the queue throughput benchmarks: sends the sequence
+/// numbers `first..first + n` once `go` is set.
+fn queue_produce((q, go, first, n, how): (Queue<Plain<M64>>, Event, u64, u64, How)) {
+    go.wait();
+    for s in first..first + n {
+        match how {
+            How::Plain => q.put(Plain(msg64(s))).expect("put"),
+            _ => q.put_bytes(&msg64(s)).expect("put_bytes"),
+        }
+    }
+}
+
+fn tput_pipe(how: How, iters: u64) -> Duration {
+    let (rx, tx) = Pipe::one_way_with_capacity(RING).expect("pipe");
+    let go = Event::new().expect("event");
+    let child = start(pipe_produce, (tx, go.clone(), iters, how));
+    let mut sum = 0u64;
+    let mut m = [0u8; 64];
+    go.set();
+    let start = Instant::now();
+    for _ in 0..iters {
+        sum = sum.wrapping_add(match how {
+            How::Plain => seq_of(&black_box(rx.recv::<Plain<M64>>().expect("recv")).0),
+            How::BytesInto => {
+                assert_eq!(rx.recv_bytes_into(&mut m).expect("recv_bytes_into"), 64);
+                seq_of(black_box(&m))
+            }
+            _ => seq_of(&rx.recv_bytes().expect("recv_bytes")),
+        });
+    }
+    let t = start.elapsed();
+    join(child);
+    assert_eq!(sum, seq_sum(iters));
+    t
+}
+
+/// The sending child of the pipe throughput benchmarks.
+fn pipe_produce((tx, go, n, how): (Connection<SendOnly>, Event, u64, How)) {
+    go.wait();
+    for s in 0..n {
+        match how {
+            How::Plain => tx.send(&Plain(msg64(s))).expect("send"),
+            _ => tx.send_bytes(&msg64(s)).expect("send_bytes"),
+        }
+    }
+}
+
+/// The floor: a bare single-producer single-consumer ring of 64-byte slots
+/// in shared memory. Head and tail on cache lines of their own, each side
+/// caching the other's index; no lengths, no locks, no wake-ups.
+struct Spsc {
+    shm: Shm,
+}
+
+const SPSC_SLOTS: u64 = (RING / 64) as u64;
+const SPSC_DATA: usize = 4096;
+
+impl Spsc {
+    fn new() -> Spsc {
+        Spsc { shm: Shm::new(SPSC_DATA + RING) }
+    }
+
+    fn head(&self) -> &AtomicU64 {
+        self.shm.u64_at(0)
+    }
+
+    fn tail(&self) -> &AtomicU64 {
+        self.shm.u64_at(128)
+    }
+
+    fn slot(&self, pos: u64) -> *mut M64 {
+        // SAFETY: `pos % SPSC_SLOTS` slots of 64 bytes after SPSC_DATA stay
+        // inside the mapping of SPSC_DATA + RING bytes.
+        unsafe { self.shm.ptr.add(SPSC_DATA).cast::<M64>().add((pos % SPSC_SLOTS) as usize) }
+    }
+
+    fn produce(&self, first: u64, n: u64) {
+        let (head, tail) = (self.head(), self.tail());
+        let mut t = tail.load(Ordering::Relaxed);
+        let mut h = head.load(Ordering::Acquire);
+        for s in first..first + n {
+            if t - h == SPSC_SLOTS {
+                spin_until(|| {
+                    h = head.load(Ordering::Acquire);
+                    t - h < SPSC_SLOTS
+                });
+            }
+            // SAFETY: slot `t` is free (the consumer's head is past it) and
+            // only this producer writes free slots.
+            unsafe { self.slot(t).write(msg64(s)) };
+            t += 1;
+            tail.store(t, Ordering::Release);
+        }
+    }
+
+    fn consume(&self, n: u64) -> u64 {
+        let (head, tail) = (self.head(), self.tail());
+        let mut h = head.load(Ordering::Relaxed);
+        let mut t = tail.load(Ordering::Acquire);
+        let mut sum = 0u64;
+        for _ in 0..n {
+            if h == t {
+                spin_until(|| {
+                    t = tail.load(Ordering::Acquire);
+                    t != h
+                });
+            }
+            // SAFETY: slot `h` was published by the producer's release store
+            // of the tail (read with acquire), and it is not reused until
+            // the head moves past it below.
+            let m = unsafe { self.slot(h).read() };
+            sum = sum.wrapping_add(seq_of(black_box(&m)));
+            h += 1;
+            head.store(h, Ordering::Release);
+        }
+        sum
+    }
+}
+
+// ----- 1 MiB messages -----
+
+fn big_memcpy(iters: u64) -> Duration {
+    let src = vec![0x5au8; MIB];
+    let mut dst = vec![0u8; MIB];
+    dst.copy_from_slice(&src); // fault the pages in before the clock starts
+    let start = Instant::now();
+    for _ in 0..iters {
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+    }
+    start.elapsed()
+}
+
+fn big_unix_stream(iters: u64) -> Duration {
+    let (mut a, mut z) = UnixStream::pair().expect("socketpair");
+    let go = Go::new();
+    let child = fork(|| {
+        let mut src = vec![0x5au8; MIB];
+        go.wait();
+        for s in 0..iters {
+            src[..8].copy_from_slice(&s.to_le_bytes());
+            z.write_all(&src).expect("write");
+        }
+    });
+    let mut dst = vec![0u8; MIB];
+    let mut sum = 0u64;
+    go.set();
+    let start = Instant::now();
+    for _ in 0..iters {
+        a.read_exact(&mut dst).expect("read");
+        sum = sum.wrapping_add(seq_of(black_box(&dst)));
+    }
+    let t = start.elapsed();
+    child.join();
+    assert_eq!(sum, seq_sum(iters));
+    t
+}
+
+fn big_queue(how: How, iters: u64) -> Duration {
+    let q = Queue::<Vec<u8>>::new(BIG_RING).expect("queue");
+    let go = Event::new().expect("event");
+    let child = start(big_queue_produce, (q.clone(), go.clone(), iters, how));
+    let mut sum = 0u64;
+    let mut acc = 0u64;
+    go.set();
+    let start = Instant::now();
+    for _ in 0..iters {
+        if how == How::ZeroCopy {
+            let v = q.get_in_place().expect("get_in_place");
+            assert!(v.is_in_place());
+            acc ^= fold(&v);
+            sum = sum.wrapping_add(seq_of(&v));
+        } else {
+            let v = q.get_bytes().expect("get_bytes");
+            sum = sum.wrapping_add(seq_of(black_box(&v)));
+        }
+    }
+    let t = start.elapsed();
+    black_box(acc);
+    join(child);
+    assert_eq!(sum, seq_sum(iters));
+    t
+}
+
+/// The producer child of the 1 MiB queue benchmarks.
+fn big_queue_produce((q, go, n, how): (Queue<Vec<u8>>, Event, u64, How)) {
+    let mut src = vec![0x5au8; MIB];
+    go.wait();
+    for s in 0..n {
+        src[..8].copy_from_slice(&s.to_le_bytes());
+        if how == How::ZeroCopy {
+            let mut slot = q.reserve(MIB).expect("reserve");
+            slot.copy_from_slice(&src);
+            slot.commit();
+        } else {
+            q.put_bytes(&src).expect("put_bytes");
+        }
+    }
+}
+
+fn big_pipe(how: How, iters: u64) -> Duration {
+    let (rx, tx) = Pipe::one_way_with_capacity(BIG_RING).expect("pipe");
+    let go = Event::new().expect("event");
+    let child = start(big_pipe_produce, (tx, go.clone(), iters, how));
+    let mut sum = 0u64;
+    let mut acc = 0u64;
+    let mut dst = vec![0u8; MIB];
+    go.set();
+    let start = Instant::now();
+    for _ in 0..iters {
+        if how == How::ZeroCopy {
+            let v = rx.recv_in_place().expect("recv_in_place");
+            assert!(v.is_in_place());
+            acc ^= fold(&v);
+            sum = sum.wrapping_add(seq_of(&v));
+        } else {
+            assert_eq!(rx.recv_bytes_into(&mut dst).expect("recv_bytes_into"), MIB);
+            sum = sum.wrapping_add(seq_of(black_box(&dst)));
+        }
+    }
+    let t = start.elapsed();
+    black_box(acc);
+    join(child);
+    assert_eq!(sum, seq_sum(iters));
+    t
+}
+
+/// The sending child of the 1 MiB pipe benchmarks.
+fn big_pipe_produce((tx, go, n, how): (Connection<SendOnly>, Event, u64, How)) {
+    let mut src = vec![0x5au8; MIB];
+    go.wait();
+    for s in 0..n {
+        src[..8].copy_from_slice(&s.to_le_bytes());
+        if how == How::ZeroCopy {
+            let mut slot = tx.reserve(MIB).expect("reserve");
+            slot.copy_from_slice(&src);
+            slot.commit();
+        } else {
+            tx.send_bytes(&src).expect("send_bytes");
+        }
+    }
+}
+
+// ----- summary -----
+
+/// A ratio to report: label, numerator id, denominator id, and the target
+/// (`true` for "at most", `false` for "at least", and the bound).
+type Row = (&'static str, &'static str, &'static str, Option<(bool, f64)>);
+
+/// The ratios the targets of issue 3 are stated in (and a few more).
+const ROWS: [Row; 17] = [
+    ("Pipe RTT spinning / raw cache-line", "rtt_8B/pipe_spin", "rtt_8B/raw_cacheline", Some((true, 2.0))),
+    ("Queue RTT spinning / raw cache-line", "rtt_8B/queue_spin", "rtt_8B/raw_cacheline", None),
+    ("Pipe RTT blocking / raw futex", "rtt_8B/pipe_block", "rtt_8B/raw_futex", Some((true, 1.1))),
+    ("Queue RTT blocking / raw futex", "rtt_8B/queue_block", "rtt_8B/raw_futex", Some((true, 1.1))),
+    ("Queue RTT spinning / UnixStream", "rtt_8B/queue_spin", "rtt_8B/unix_stream", Some((true, 0.25))),
+    ("Queue RTT blocking / UnixStream", "rtt_8B/queue_block", "rtt_8B/unix_stream", Some((true, 0.25))),
+    ("Pipe RTT blocking / UnixStream", "rtt_8B/pipe_block", "rtt_8B/unix_stream", None),
+    ("Pipe 64 B plain msg/s / SPSC ring", "tput_64B/pipe_plain", "tput_64B/spsc_ring", Some((false, 0.5))),
+    ("Pipe 64 B bytes msg/s / SPSC ring", "tput_64B/pipe_bytes", "tput_64B/spsc_ring", Some((false, 0.5))),
+    ("Pipe 64 B bytes_into msg/s / SPSC", "tput_64B/pipe_bytes_into", "tput_64B/spsc_ring", Some((false, 0.5))),
+    ("Queue 1->1 plain msg/s / UnixStream", "tput_64B/queue_1to1_plain", "tput_64B/unix_stream", Some((false, 3.0))),
+    ("Queue 1->1 bytes msg/s / UnixStream", "tput_64B/queue_1to1_bytes", "tput_64B/unix_stream", Some((false, 3.0))),
+    ("Queue 2->1 plain msg/s / UnixStream", "tput_64B/queue_2to1_plain", "tput_64B/unix_stream", None),
+    ("Queue 2->1 bytes msg/s / UnixStream", "tput_64B/queue_2to1_bytes", "tput_64B/unix_stream", None),
+    ("Queue 1 MiB zero-copy GB/s / memcpy", "msg_1MiB/queue_zero_copy", "msg_1MiB/memcpy", Some((false, 0.8))),
+    ("Pipe 1 MiB zero-copy GB/s / memcpy", "msg_1MiB/pipe_zero_copy", "msg_1MiB/memcpy", Some((false, 0.8))),
+    ("UnixStream 1 MiB GB/s / memcpy", "msg_1MiB/unix_stream", "msg_1MiB/memcpy", None),
+];
+
+/// Rounds of the paired measurement, and the time each side runs per round.
+const PAIR_ROUNDS: usize = 8;
+const PAIR_RUN: Duration = Duration::from_millis(100);
+
+/// The ratio of a row from two times per iteration: ours over the
+/// reference for round trips, the reference over ours for rates.
+fn ratio(num: &str, ns_num: f64, ns_den: f64) -> f64 {
+    if num.starts_with("rtt") { ns_num / ns_den } else { ns_den / ns_num }
+}
+
+fn verdict(target: Option<(bool, f64)>, r: f64) -> String {
+    match target {
+        Some((true, bound)) => format!("<= {bound}: {}", if r <= bound { "met" } else { "NOT met" }),
+        Some((false, bound)) => format!(">= {bound}: {}", if r >= bound { "met" } else { "NOT met" }),
+        None => "(reported)".to_string(),
+    }
+}
+
+/// Measures each row's two benchmarks again in alternation — `PAIR_ROUNDS`
+/// rounds of about `PAIR_RUN` each, in the order AB, BA, AB… — and returns
+/// the per-round ratios, so that a change of machine state between two
+/// criterion benchmarks does not decide a target.
+fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
+    let find = |id: &str| benches.iter().find(|b| b.id == id);
+    ROWS.iter()
+        .map(|&(_, num, den, _)| {
+            let (a, b) = (find(num)?, find(den)?);
+            let iters = |id: &str| Some(((PAIR_RUN.as_nanos() as f64 / median_ns(id)?) as u64).max(1));
+            let (na, nb) = (iters(num)?, iters(den)?);
+            let before = Cpu::now();
+            let mut ratios = Vec::new();
+            for round in 0..PAIR_ROUNDS {
+                let (ta, tb) = if round % 2 == 0 {
+                    let ta = (a.run)(na);
+                    (ta, (b.run)(nb))
+                } else {
+                    let tb = (b.run)(nb);
+                    ((a.run)(na), tb)
+                };
+                ratios.push(ratio(num, ta.as_nanos() as f64 / na as f64, tb.as_nanos() as f64 / nb as f64));
+            }
+            ratios.sort_by(f64::total_cmp);
+            let others = match (before, Cpu::now()) {
+                (Some(x), Some(y)) => ((y.busy - x.busy) - (y.own - x.own)).max(0.0) / (y.at - x.at).as_secs_f64(),
+                _ => 0.0,
+            };
+            Some(Paired { ratios, others })
+        })
+        .collect()
+}
+
+/// The outcome of [`paired`] for one row: the per-round ratios, sorted, and
+/// the CPUs' worth of time other processes used meanwhile.
+#[derive(Clone)]
+struct Paired {
+    ratios: Vec<f64>,
+    others: f64,
+}
+
+fn summary(pairs: &[Option<Paired>]) {
+    // Every benchmark that ran, in the order it ran.
+    let mut ids: Vec<String> = Vec::new();
+    CALLS.with(|c| {
+        for call in c.borrow().iter() {
+            if !ids.contains(&call.id) {
+                ids.push(call.id.clone());
+            }
+        }
+    });
+    println!("\nchannel summary: median of the {SAMPLES} measured samples of each benchmark, this run");
+    println!("  (others: CPUs' worth of time used by other processes meanwhile; steal: taken by the hypervisor)");
+    for id in &ids {
+        let (Some(ns), Some((others, steal))) = (median_ns(id), load(id)) else { continue };
+        let rate = if id.starts_with("tput") {
+            format!("{:>8.2} M msg/s", 1e3 / ns)
+        } else if id.starts_with("msg_1MiB") {
+            format!("{:>8.2} GB/s   ", MIB as f64 / ns)
+        } else {
+            " ".repeat(16)
+        };
+        println!("  {id:<30} {:>10.3} µs {rate}  others {others:.2}  steal {steal:.2}", ns / 1e3);
+    }
+
+    println!("\nratios, with issue 3's targets");
+    println!("  A: from the criterion medians above");
+    println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two, about {PAIR_RUN:?} each");
+    for (&(label, num, den, target), pair) in ROWS.iter().zip(pairs) {
+        let (Some(n), Some(d)) = (median_ns(num), median_ns(den)) else { continue };
+        let a = ratio(num, n, d);
+        print!("  {label:<36} A {a:>8.3}x {:<14}", verdict(target, a));
+        match pair {
+            Some(Paired { ratios: r, others }) => {
+                let b = (r[(r.len() - 1) / 2] + r[r.len() / 2]) / 2.0;
+                println!(
+                    "  B {b:>8.3}x [{:.3}, {:.3}] {:<14} others {others:.2}",
+                    r[0],
+                    r[r.len() - 1],
+                    verdict(target, b)
+                );
+            }
+            None => println!(),
+        }
+    }
+}
+
+fn main() {
+    multiproc::init();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let groups = groups();
+    for (name, throughput, benches) in &groups {
+        let mut g = c.benchmark_group(*name);
+        g.sample_size(SAMPLES);
+        if let Some(t) = throughput {
+            g.throughput(t.clone());
+        }
+        for b in benches {
+            let short = b.id.split_once('/').map_or(b.id, |(_, s)| s);
+            g.bench_function(short, |bencher| bencher.iter_custom(|n| note(b.id, n, (b.run)(n))));
+        }
+        g.finish();
+    }
+    c.final_summary();
+    let quick = std::env::args().any(|a| a == "--test" || a == "--list");
+    let all: Vec<Bench> = groups.into_iter().flat_map(|(_, _, b)| b).collect();
+    let pairs = if quick { vec![None; ROWS.len()] } else { paired(&all) };
+    summary(&pairs);
+}
