@@ -243,3 +243,29 @@ fn queue_get_reports_disconnected_only_when_no_other_process_holds_it() {
     slow.kill().unwrap();
     assert_eq!(join(&mut slow), -9);
 }
+
+fn put_one(arg: (Queue<u32>, u32)) {
+    let (q, n) = arg;
+    q.put(n).unwrap();
+}
+
+/// Children that put and exit at once, while their siblings are still
+/// starting: a sibling holds the queue from `start()` (it inherits its
+/// parent's hold), so the parent's get never sees a moment with no other
+/// holder and never reports a false end of stream.
+#[test]
+fn queue_children_hold_it_from_start_so_no_false_disconnect() {
+    for _round in 0..10 {
+        let q: Queue<u32> = Queue::new(4096).unwrap();
+        let mut kids: Vec<Process> = (0..5).map(|n| Process::new(put_one, (q.clone(), n))).collect();
+        for k in &mut kids {
+            k.start().unwrap();
+        }
+        let mut got: Vec<u32> = (0..5).map(|_| q.get_timeout(Duration::from_secs(20)).unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+        for k in &mut kids {
+            assert_eq!(join(k), 0);
+        }
+    }
+}

@@ -37,6 +37,11 @@ impl Hold {
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+
+    /// The descriptor, to hand to a child for good.
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
 }
 
 /// Whether any process holds `byte` of the segment behind `seg`. When the

@@ -16,6 +16,7 @@ use super::peers::{self, Hold};
 use super::ring::{self, Line, Ring, RingCtrl, Stop};
 use crate::segment::header::Kind;
 use crate::segment::object::{Control, Object};
+use crate::segment::transfer;
 use crate::sync::wait;
 use crate::sys::Pid;
 use crate::{Name, ShmError};
@@ -26,6 +27,9 @@ use crate::{Name, ShmError};
 const HOLDER_BASE: u64 = 1 << 32;
 /// Past the largest pid Linux hands out (2^22).
 const HOLDER_SPAN: u64 = 1 << 23;
+/// Held for a spawned child from the moment its start argument is made
+/// until it holds its own byte (see `Core::serialize`).
+const HANDOFF_BYTE: u64 = HOLDER_BASE + HOLDER_SPAN;
 
 /// Capacity of a queue when the caller has no better idea: 1 MiB.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
@@ -181,9 +185,10 @@ impl<F: Flavor> Shared<F> {
             self.register(&mut hold);
         }
         let me = u64::from(pid);
+        // Every byte but ours, up to and including HANDOFF_BYTE.
         !peers::anyone_holds_any(
             self.obj.fd(),
-            &[(HOLDER_BASE, me), (HOLDER_BASE + me + 1, HOLDER_SPAN.saturating_sub(me + 1))],
+            &[(HOLDER_BASE, me), (HOLDER_BASE + me + 1, HOLDER_SPAN.saturating_sub(me))],
         )
     }
 }
@@ -426,12 +431,40 @@ impl<T: Message, F: Flavor> Core<T, F> {
         }
     }
 
+    /// Serialises the queue for a child's start argument: the segment, and
+    /// (when a spawn is serialising) a hold on [`HANDOFF_BYTE`] made for the
+    /// child, which it keeps until it holds its own byte. So the child holds
+    /// the queue from `start()` on, with no gap in which a receiver could
+    /// see no other holder and report a false end of stream.
     pub(crate) fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.shared.obj.serialize(s)
+        use serde::ser::SerializeTuple;
+        struct Seg<'a, F: Flavor>(&'a Object<QueueCtrl<F>, u8>);
+        impl<F: Flavor> serde::Serialize for Seg<'_, F> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize(s)
+            }
+        }
+        let slot =
+            Hold::take(self.shared.obj.fd(), HANDOFF_BYTE).ok().and_then(|h| transfer::export_owned(h.into_fd()));
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&Seg(&self.shared.obj))?;
+        t.serialize_element(&slot)?;
+        t.end()
     }
 
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Self::wrap(Ok(Object::deserialize(d)?)).map_err(serde::de::Error::custom)
+        struct Seg<F: Flavor>(Object<QueueCtrl<F>, u8>);
+        impl<'de, F: Flavor> serde::Deserialize<'de> for Seg<F> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Object::deserialize(d).map(Seg)
+            }
+        }
+        let (Seg(obj), slot): (Seg<F>, Option<u32>) = serde::Deserialize::deserialize(d)?;
+        // Our own hold is taken in `wrap`; the hand-over one can go after.
+        let parents = slot.and_then(|s| transfer::import(s).ok());
+        let core = Self::wrap(Ok(obj)).map_err(serde::de::Error::custom);
+        drop(parents);
+        core
     }
 }
 

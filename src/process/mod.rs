@@ -51,7 +51,7 @@ mod spawn;
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsFd, RawFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -94,7 +94,7 @@ trait Job: Send {
     /// Serialises the argument: the bytes and the descriptors of the
     /// anonymous objects in it (borrowed from the argument, which must stay
     /// alive until the child has them).
-    fn encode(&self) -> (Result<Vec<u8>, String>, Vec<RawFd>);
+    fn encode(&self) -> (Result<Vec<u8>, String>, transfer::Outgoing);
     /// Address of the target `fn(A)`.
     fn target_addr(&self) -> *const ();
     /// Address of the spawn trampoline for `A`.
@@ -111,7 +111,7 @@ struct Typed<A> {
 }
 
 impl<A: Serialize + DeserializeOwned + Send + 'static> Job for Typed<A> {
-    fn encode(&self) -> (Result<Vec<u8>, String>, Vec<RawFd>) {
+    fn encode(&self) -> (Result<Vec<u8>, String>, transfer::Outgoing) {
         transfer::collect_outgoing(|| encode::to_bytes(&self.arg))
     }
 

@@ -168,9 +168,11 @@ pub(super) fn start(job: &dyn Job, die_with_parent: bool) -> Result<Spawned, Pro
     if !sys::process::same_object(target as usize, base) || !sys::process::same_object(trampoline as usize, base) {
         return Err(ProcessError::TargetNotInExecutable);
     }
-    // `fds` borrow descriptors owned by objects inside `job`'s argument,
-    // which lives until after `spawn` below has returned (the exec is done).
-    let (arg, fds) = job.encode();
+    // `out.fds` borrow descriptors owned by objects inside `job`'s argument,
+    // which lives until after `spawn` below has returned (the exec is done),
+    // or by `out.owned`, which is dropped after `spawn` too.
+    let (arg, out) = job.encode();
+    let fds = &out.fds;
     let arg = arg.map_err(ProcessError::Encode)?;
     let exe = std::fs::metadata(EXE)?;
     let meta = Meta {
@@ -199,12 +201,13 @@ pub(super) fn start(job: &dyn Job, die_with_parent: bool) -> Result<Spawned, Pro
         cmd.arg0(arg0);
     }
     cmd.env(ENV, payload.as_raw_fd().to_string());
-    let mut keep = fds;
+    let mut keep = fds.clone();
     keep.push(payload.as_raw_fd());
     sys::process::prepare_spawn(&mut cmd, keep, die_with_parent.then(Pid::this));
     // The std `Child` is dropped at once: dropping it neither waits nor
     // kills, and the `Process` waits by pid itself.
     let child = cmd.spawn()?;
+    drop(out);
     Ok(Spawned { pid: Pid::from_u32(child.id()), payload })
 }
 

@@ -12,18 +12,41 @@ use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+/// What a serialised start argument needs passed to the child.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    /// Descriptors to keep open across `exec`, in slot order.
+    pub(crate) fds: Vec<RawFd>,
+    /// Descriptors made only for the child (see [`export_owned`]); the
+    /// parent closes them once the child is started, by dropping this.
+    pub(crate) owned: Vec<OwnedFd>,
+}
+
 thread_local! {
-    static OUTGOING: RefCell<Option<Vec<RawFd>>> = const { RefCell::new(None) };
+    static OUTGOING: RefCell<Option<Outgoing>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` (which serialises a child's argument) and returns the
 /// descriptors that the serialised anonymous objects need in the child.
-pub(crate) fn collect_outgoing<R>(f: impl FnOnce() -> R) -> (R, Vec<RawFd>) {
-    let previous = OUTGOING.with(|o| o.replace(Some(Vec::new())));
+pub(crate) fn collect_outgoing<R>(f: impl FnOnce() -> R) -> (R, Outgoing) {
+    let previous = OUTGOING.with(|o| o.replace(Some(Outgoing::default())));
     let r = f();
-    let fds = OUTGOING.with(|o| o.replace(previous)).unwrap_or_default();
-    (r, fds)
+    let out = OUTGOING.with(|o| o.replace(previous)).unwrap_or_default();
+    (r, out)
+}
+
+/// Hands `fd` to the child being prepared, for it alone: the parent keeps it
+/// only until the child is started. Its slot, or `None` (and `fd` closed)
+/// when no spawn is serialising on this thread.
+pub(crate) fn export_owned(fd: OwnedFd) -> Option<u32> {
+    OUTGOING.with(|o| {
+        let mut o = o.borrow_mut();
+        let out = o.as_mut()?;
+        out.fds.push(fd.as_raw_fd());
+        out.owned.push(fd);
+        Some((out.fds.len() - 1) as u32)
+    })
 }
 
 /// Records `fd` for the child being prepared; the slot it will have there.
@@ -31,7 +54,7 @@ pub(crate) fn collect_outgoing<R>(f: impl FnOnce() -> R) -> (R, Vec<RawFd>) {
 pub(crate) fn export(fd: BorrowedFd<'_>) -> Option<u32> {
     OUTGOING.with(|o| {
         let mut o = o.borrow_mut();
-        let list = o.as_mut()?;
+        let list = &mut o.as_mut()?.fds;
         let raw = fd.as_raw_fd();
         let slot = list.iter().position(|&f| f == raw).unwrap_or_else(|| {
             list.push(raw);
