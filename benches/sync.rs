@@ -78,9 +78,9 @@ fn uncontended(c: &mut Criterion) {
     let raw = RawRobust::new();
     g.bench_function("raw_robust_pthread", |b| b.iter(|| raw.lock_unlock()));
     let m = Mutex::new(()).unwrap();
-    g.bench_function("multiproc_mutex", |b| b.iter(|| drop(black_box(m.lock().unwrap()))));
+    g.bench_function("multiproc_mutex", |b| b.iter(|| drop(m.lock().unwrap())));
     let s = std::sync::Mutex::new(());
-    g.bench_function("std_mutex", |b| b.iter(|| drop(black_box(s.lock().unwrap()))));
+    g.bench_function("std_mutex", |b| b.iter(|| drop(s.lock().unwrap())));
     g.finish();
 
     let mut g = c.benchmark_group("value_increment");

@@ -30,6 +30,7 @@ unsafe impl Control for LockCtrl<{ Kind::Mutex as u32 }> {
 }
 
 /// Locks `raw`, turning the outcome into a `LockResult` of `guard()`.
+#[inline]
 pub(crate) fn lock_with<G>(raw: &RawMutex, guard: impl FnOnce() -> G) -> LockResult<G> {
     match raw.lock() {
         Locked::Yes => Ok(guard()),

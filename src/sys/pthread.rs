@@ -5,8 +5,7 @@
 //! upholds the contracts below.
 
 use std::io;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::conv::ret_pthread;
@@ -79,29 +78,42 @@ const KIND_OFFSET: usize = 16;
 /// from a private mutex. A peer that rewrites the word *during* a call can
 /// still do harm: that is beyond what a shared-memory lock can defend.
 #[cfg(target_env = "gnu")]
+#[inline]
 fn kind_is_ours(m: *mut RawPthreadMutex) -> bool {
-    static KINDS: OnceLock<[i32; 2]> = OnceLock::new();
-    let kinds = KINDS.get_or_init(|| {
-        [false, true].map(|recursive| {
-            let mut probe = std::mem::MaybeUninit::<RawPthreadMutex>::zeroed();
-            // SAFETY: a private, zeroed, properly aligned mutex, initialised
-            // and destroyed here and never shared.
-            unsafe {
-                let p = probe.as_mut_ptr();
-                let kind = match init(p, recursive) {
-                    Ok(()) => p.cast::<u8>().add(KIND_OFFSET).cast::<i32>().read(),
-                    Err(_) => i32::MIN,
-                };
-                libc::pthread_mutex_destroy(p);
-                kind
-            }
-        })
-    });
+    /// The two kinds, packed (error-checking low, recursive high); 0 until
+    /// first read. Racing first calls compute the same value.
+    static KINDS: AtomicU64 = AtomicU64::new(0);
+    let mut kinds = KINDS.load(Ordering::Relaxed);
+    if kinds == 0 {
+        kinds = init_kinds();
+        KINDS.store(kinds, Ordering::Relaxed);
+    }
     // SAFETY: `m` points to a whole pthread_mutex_t (caller contract of the
     // functions below), which is 4-byte aligned and longer than
     // KIND_OFFSET + 4; the word may change under us, hence the atomic read.
-    let kind = unsafe { (*m.cast::<u8>().add(KIND_OFFSET).cast::<AtomicI32>()).load(Ordering::Relaxed) };
-    kinds.contains(&kind)
+    let kind = unsafe { (*m.cast::<u8>().add(KIND_OFFSET).cast::<AtomicI32>()).load(Ordering::Relaxed) } as u32;
+    kind == kinds as u32 || kind == (kinds >> 32) as u32
+}
+
+/// Reads the kinds `init` writes from a private mutex of each kind.
+#[cfg(target_env = "gnu")]
+#[cold]
+fn init_kinds() -> u64 {
+    let [plain, recursive] = [false, true].map(|recursive| {
+        let mut probe = std::mem::MaybeUninit::<RawPthreadMutex>::zeroed();
+        // SAFETY: a private, zeroed, properly aligned mutex, initialised and
+        // destroyed here and never shared.
+        unsafe {
+            let p = probe.as_mut_ptr();
+            let kind = match init(p, recursive) {
+                Ok(()) => p.cast::<u8>().add(KIND_OFFSET).cast::<i32>().read(),
+                Err(_) => i32::MIN,
+            };
+            libc::pthread_mutex_destroy(p);
+            kind as u32
+        }
+    });
+    u64::from(plain) | (u64::from(recursive) << 32)
 }
 
 /// Other C libraries: no check (musl dispatches on its type field too, but
