@@ -106,224 +106,169 @@ impl<const K: u32> SemCtrl<K> {
     }
 }
 
-/// A cross-process counting semaphore: Python's
-/// `multiprocessing.Semaphore`.
-///
-/// [`acquire`](Self::acquire) takes one from the count, blocking while it
-/// is zero; [`release`](Self::release) adds one and wakes one blocked
-/// acquirer. The count is a `u32`.
-///
-/// # Dead processes
-///
-/// A process killed while blocked in `acquire` changes nothing: it had not
-/// taken from the count, and the others keep working. A process killed
-/// after taking from the count and before releasing keeps its unit for
-/// good, as with any semaphore: the count does not know who took what. A
-/// wake-up lost with a process killed just as it was woken delays the next
-/// acquirer by at most 100 ms (sleepers look again that often), never hangs
-/// it.
-///
-/// # Examples
-///
-/// ```
-/// use multiproc::Semaphore;
-/// use std::time::Duration;
-///
-/// let sem = Semaphore::new(2)?;
-/// sem.acquire();
-/// assert!(sem.try_acquire());
-/// assert!(!sem.acquire_timeout(Duration::from_millis(10)));
-/// sem.release().unwrap();
-/// assert_eq!(sem.value(), 1);
-/// # Ok::<(), multiproc::ShmError>(())
-/// ```
-pub struct Semaphore {
-    obj: Object<SemCtrl<{ Kind::Semaphore as u32 }>>,
+/// Defines a semaphore type over [`SemCtrl`] — [`Semaphore`] and
+/// [`BoundedSemaphore`] differ only in the limit a release may not pass
+/// (`$limit`, computed from the initial value) and their kind.
+macro_rules! semaphore_type {
+    ($(#[$doc:meta])* $name:ident, $kind:ident, $limit:expr, $what:literal) => {
+        $(#[$doc])*
+        pub struct $name {
+            obj: Object<SemCtrl<{ Kind::$kind as u32 }>>,
+        }
+
+        shared_object!($name);
+
+        impl $name {
+            #[doc = concat!("Creates a named ", $what, " with count `value`.")]
+            ///
+            /// # Errors
+            ///
+            /// [`ShmError::AlreadyExists`], [`ShmError::InvalidName`] and OS errors.
+            pub fn create(name: impl Into<Name>, value: u32) -> Result<$name, ShmError> {
+                Ok($name { obj: Object::create(Some(name.into()), 1, SemCtrl::init(value, $limit(value)))? })
+            }
+
+            #[doc = concat!("Opens a named ", $what, ".")]
+            ///
+            /// # Errors
+            ///
+            /// [`ShmError::NotFound`]; [`ShmError::Mismatch`] when the name holds
+            /// another kind of object (the other kind of semaphore too);
+            /// [`ShmError::Corrupt`].
+            pub fn open(name: impl Into<Name>) -> Result<$name, ShmError> {
+                Ok($name { obj: Object::open(name.into(), Some(1))? })
+            }
+
+            #[doc = concat!("Opens the named ", $what, ", or creates it with count `value`")]
+            /// (which is ignored when it already exists).
+            ///
+            /// # Errors
+            ///
+            /// As [`create`](Self::create) and [`open`](Self::open).
+            pub fn open_or_create(name: impl Into<Name>, value: u32) -> Result<$name, ShmError> {
+                Ok($name { obj: Object::open_or_create(name.into(), 1, SemCtrl::init(value, $limit(value)))? })
+            }
+
+            #[doc = concat!("Creates an anonymous ", $what, " with count `value`, to share with")]
+            /// children.
+            ///
+            /// # Errors
+            ///
+            /// OS errors (out of memory, too many open files).
+            pub fn new(value: u32) -> Result<$name, ShmError> {
+                Ok($name { obj: Object::create(None, 1, SemCtrl::init(value, $limit(value)))? })
+            }
+
+            /// Blocks until the count is positive, then takes one.
+            pub fn acquire(&self) {
+                self.obj.ctrl().acquire_until(None);
+            }
+
+            /// Takes one if the count is positive, without blocking; whether it did.
+            pub fn try_acquire(&self) -> bool {
+                self.obj.ctrl().try_acquire()
+            }
+
+            /// Blocks until the count is positive, then takes one, or gives up when
+            /// `timeout` passes; whether it took one.
+            pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+                self.obj.ctrl().acquire_until(deadline(timeout))
+            }
+
+            /// Adds one to the count and wakes one blocked acquirer, if any.
+            ///
+            /// # Errors
+            ///
+            /// [`SemaphoreReleaseError`] when the count is already at the
+            /// [`limit`](Self::limit); nothing changes.
+            pub fn release(&self) -> Result<(), SemaphoreReleaseError> {
+                let ctrl = self.obj.ctrl();
+                ctrl.release(ctrl.limit.load(Ordering::Relaxed))
+            }
+
+            /// The count now; it may have changed by the time the caller looks.
+            pub fn value(&self) -> u32 {
+                self.obj.ctrl().value()
+            }
+
+            /// The highest count a release may reach.
+            pub fn limit(&self) -> u32 {
+                self.obj.ctrl().limit.load(Ordering::Relaxed)
+            }
+        }
+    };
 }
 
-shared_object!(Semaphore);
-
-impl Semaphore {
-    /// Creates a named semaphore with count `value`.
+semaphore_type!(
+    /// A cross-process counting semaphore: Python's
+    /// `multiprocessing.Semaphore`.
     ///
-    /// # Errors
+    /// [`acquire`](Self::acquire) takes one from the count, blocking while it
+    /// is zero; [`release`](Self::release) adds one and wakes one blocked
+    /// acquirer. The count is a `u32`.
     ///
-    /// [`ShmError::AlreadyExists`], [`ShmError::InvalidName`] and OS errors.
-    pub fn create(name: impl Into<Name>, value: u32) -> Result<Semaphore, ShmError> {
-        Ok(Semaphore { obj: Object::create(Some(name.into()), 1, SemCtrl::init(value, u32::MAX))? })
-    }
-
-    /// Opens a named semaphore.
+    /// # Dead processes
     ///
-    /// # Errors
+    /// A process killed while blocked in `acquire` changes nothing: it had not
+    /// taken from the count, and the others keep working. A process killed
+    /// after taking from the count and before releasing keeps its unit for
+    /// good, as with any semaphore: the count does not know who took what. A
+    /// wake-up lost with a process killed just as it was woken delays the next
+    /// acquirer by at most 100 ms (sleepers look again that often), never hangs
+    /// it.
     ///
-    /// [`ShmError::NotFound`]; [`ShmError::Mismatch`] when the name holds
-    /// another kind of object; [`ShmError::Corrupt`].
-    pub fn open(name: impl Into<Name>) -> Result<Semaphore, ShmError> {
-        Ok(Semaphore { obj: Object::open(name.into(), Some(1))? })
-    }
-
-    /// Opens the named semaphore, or creates it with count `value` (which
-    /// is ignored when it already exists).
+    /// # Examples
     ///
-    /// # Errors
+    /// ```
+    /// use multiproc::Semaphore;
+    /// use std::time::Duration;
     ///
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    pub fn open_or_create(name: impl Into<Name>, value: u32) -> Result<Semaphore, ShmError> {
-        Ok(Semaphore { obj: Object::open_or_create(name.into(), 1, SemCtrl::init(value, u32::MAX))? })
-    }
+    /// let sem = Semaphore::new(2)?;
+    /// sem.acquire();
+    /// assert!(sem.try_acquire());
+    /// assert!(!sem.acquire_timeout(Duration::from_millis(10)));
+    /// sem.release().unwrap();
+    /// assert_eq!(sem.value(), 1);
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    Semaphore,
+    Semaphore,
+    |_| u32::MAX,
+    "semaphore"
+);
 
-    /// Creates an anonymous semaphore with count `value`, to share with
-    /// children.
+semaphore_type!(
+    /// A cross-process semaphore that refuses to be released above its initial
+    /// value: Python's `multiprocessing.BoundedSemaphore`.
     ///
-    /// # Errors
+    /// As [`Semaphore`], except that a [`release`](Self::release) that would
+    /// make the count exceed the initial value fails (Python raises
+    /// `ValueError`) and changes nothing; this catches a release without a
+    /// matching acquire.
     ///
-    /// OS errors (out of memory, too many open files).
-    pub fn new(value: u32) -> Result<Semaphore, ShmError> {
-        Ok(Semaphore { obj: Object::create(None, 1, SemCtrl::init(value, u32::MAX))? })
-    }
-
-    /// Blocks until the count is positive, then takes one.
-    pub fn acquire(&self) {
-        self.obj.ctrl().acquire_until(None);
-    }
-
-    /// Takes one if the count is positive, without blocking; whether it did.
-    pub fn try_acquire(&self) -> bool {
-        self.obj.ctrl().try_acquire()
-    }
-
-    /// Blocks until the count is positive, then takes one, or gives up when
-    /// `timeout` passes; whether it took one.
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.obj.ctrl().acquire_until(deadline(timeout))
-    }
-
-    /// Adds one to the count and wakes one blocked acquirer, if any.
+    /// # Dead processes
     ///
-    /// # Errors
+    /// As for [`Semaphore`]. A process that dies holding a unit keeps it, so
+    /// the count stays one lower from then on.
     ///
-    /// [`SemaphoreReleaseError`] when the count is already `u32::MAX`;
-    /// nothing changes.
-    pub fn release(&self) -> Result<(), SemaphoreReleaseError> {
-        self.obj.ctrl().release(u32::MAX)
-    }
-
-    /// The count now; it may have changed by the time the caller looks.
-    pub fn value(&self) -> u32 {
-        self.obj.ctrl().value()
-    }
-}
-
-/// A cross-process semaphore that refuses to be released above its initial
-/// value: Python's `multiprocessing.BoundedSemaphore`.
-///
-/// As [`Semaphore`], except that a [`release`](Self::release) that would
-/// make the count exceed the initial value fails (Python raises
-/// `ValueError`) and changes nothing; this catches a release without a
-/// matching acquire.
-///
-/// # Dead processes
-///
-/// As for [`Semaphore`]. A process that dies holding a unit keeps it, so
-/// the count stays one lower from then on.
-///
-/// # Examples
-///
-/// ```
-/// use multiproc::BoundedSemaphore;
-///
-/// let sem = BoundedSemaphore::new(1)?;
-/// sem.acquire();
-/// sem.release().unwrap();
-/// let err = sem.release().unwrap_err(); // one release too many
-/// assert_eq!(err.limit(), 1);
-/// assert_eq!(sem.value(), 1);
-/// # Ok::<(), multiproc::ShmError>(())
-/// ```
-pub struct BoundedSemaphore {
-    obj: Object<SemCtrl<{ Kind::BoundedSemaphore as u32 }>>,
-}
-
-shared_object!(BoundedSemaphore);
-
-impl BoundedSemaphore {
-    /// Creates a named bounded semaphore with count and limit `value`.
+    /// # Examples
     ///
-    /// # Errors
+    /// ```
+    /// use multiproc::BoundedSemaphore;
     ///
-    /// [`ShmError::AlreadyExists`], [`ShmError::InvalidName`] and OS errors.
-    pub fn create(name: impl Into<Name>, value: u32) -> Result<BoundedSemaphore, ShmError> {
-        Ok(BoundedSemaphore { obj: Object::create(Some(name.into()), 1, SemCtrl::init(value, value))? })
-    }
-
-    /// Opens a named bounded semaphore.
-    ///
-    /// # Errors
-    ///
-    /// [`ShmError::NotFound`]; [`ShmError::Mismatch`] when the name holds
-    /// another kind of object (a plain [`Semaphore`] too); [`ShmError::Corrupt`].
-    pub fn open(name: impl Into<Name>) -> Result<BoundedSemaphore, ShmError> {
-        Ok(BoundedSemaphore { obj: Object::open(name.into(), Some(1))? })
-    }
-
-    /// Opens the named bounded semaphore, or creates it with count and limit
-    /// `value` (which is ignored when it already exists).
-    ///
-    /// # Errors
-    ///
-    /// As [`create`](Self::create) and [`open`](Self::open).
-    pub fn open_or_create(name: impl Into<Name>, value: u32) -> Result<BoundedSemaphore, ShmError> {
-        Ok(BoundedSemaphore { obj: Object::open_or_create(name.into(), 1, SemCtrl::init(value, value))? })
-    }
-
-    /// Creates an anonymous bounded semaphore with count and limit `value`,
-    /// to share with children.
-    ///
-    /// # Errors
-    ///
-    /// OS errors (out of memory, too many open files).
-    pub fn new(value: u32) -> Result<BoundedSemaphore, ShmError> {
-        Ok(BoundedSemaphore { obj: Object::create(None, 1, SemCtrl::init(value, value))? })
-    }
-
-    /// Blocks until the count is positive, then takes one.
-    pub fn acquire(&self) {
-        self.obj.ctrl().acquire_until(None);
-    }
-
-    /// Takes one if the count is positive, without blocking; whether it did.
-    pub fn try_acquire(&self) -> bool {
-        self.obj.ctrl().try_acquire()
-    }
-
-    /// Blocks until the count is positive, then takes one, or gives up when
-    /// `timeout` passes; whether it took one.
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.obj.ctrl().acquire_until(deadline(timeout))
-    }
-
-    /// Adds one to the count and wakes one blocked acquirer, if any.
-    ///
-    /// # Errors
-    ///
-    /// [`SemaphoreReleaseError`] when the count is already at the initial
-    /// value; nothing changes.
-    pub fn release(&self) -> Result<(), SemaphoreReleaseError> {
-        let ctrl = self.obj.ctrl();
-        ctrl.release(ctrl.limit.load(Ordering::Relaxed))
-    }
-
-    /// The count now; it may have changed by the time the caller looks.
-    pub fn value(&self) -> u32 {
-        self.obj.ctrl().value()
-    }
-
-    /// The limit: the initial value.
-    pub fn limit(&self) -> u32 {
-        self.obj.ctrl().limit.load(Ordering::Relaxed)
-    }
-}
+    /// let sem = BoundedSemaphore::new(1)?;
+    /// sem.acquire();
+    /// sem.release().unwrap();
+    /// let err = sem.release().unwrap_err(); // one release too many
+    /// assert_eq!(err.limit(), 1);
+    /// assert_eq!(sem.value(), 1);
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    BoundedSemaphore,
+    BoundedSemaphore,
+    |value| value,
+    "bounded semaphore"
+);
 
 #[cfg(test)]
 mod tests {

@@ -31,23 +31,7 @@ pub(crate) fn expired(deadline: Option<Instant>) -> bool {
 /// the word changes, or `deadline` passes. Returns `false` only on timeout.
 /// May return `true` spuriously: callers re-check their condition.
 pub(crate) fn wait(word: &AtomicU32, expected: u32, waiters: &AtomicU32, deadline: Option<Instant>) -> bool {
-    for _ in 0..SPINS {
-        if word.load(Ordering::Acquire) != expected {
-            return true;
-        }
-        std::hint::spin_loop();
-    }
-    let timeout = match deadline {
-        None => None,
-        Some(d) => match d.checked_duration_since(Instant::now()) {
-            Some(left) if !left.is_zero() => Some(left),
-            _ => return false,
-        },
-    };
-    waiters.fetch_add(1, Ordering::SeqCst);
-    let woke = futex::wait(word, expected, timeout);
-    waiters.fetch_sub(1, Ordering::SeqCst);
-    woke == Wake::Retry
+    wait_until(|| word.load(Ordering::Acquire) != expected, word, waiters, deadline)
 }
 
 /// Wakes up to `n` sleepers on `word`, if any are counted.
