@@ -155,12 +155,7 @@ fn measured<R>(id: &str, f: impl FnOnce(&[&Call]) -> R) -> Option<R> {
 
 /// Median nanoseconds per iteration over the measured samples of `id`.
 fn median_ns(id: &str) -> Option<f64> {
-    measured(id, |calls| {
-        let mut ns: Vec<f64> = calls.iter().map(|c| c.ns).collect();
-        ns.sort_by(f64::total_cmp);
-        let n = ns.len();
-        if n % 2 == 1 { ns[n / 2] } else { (ns[n / 2 - 1] + ns[n / 2]) / 2.0 }
-    })
+    measured(id, |calls| median(calls.iter().map(|c| c.ns).collect()))
 }
 
 /// CPUs' worth of time that other processes used, and that the hypervisor
@@ -986,6 +981,7 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
             let (na, nb) = (iters(num)?, iters(den)?);
             let before = Cpu::now();
             let mut ratios = Vec::new();
+            let (mut a_ns, mut b_ns) = (Vec::new(), Vec::new());
             for round in 0..PAIR_ROUNDS {
                 let (ta, tb) = if round % 2 == 0 {
                     let ta = (a.run)(na);
@@ -994,24 +990,33 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
                     let tb = (b.run)(nb);
                     ((a.run)(na), tb)
                 };
-                ratios.push(ratio(num, ta.as_nanos() as f64 / na as f64, tb.as_nanos() as f64 / nb as f64));
+                a_ns.push(ta.as_nanos() as f64 / na as f64);
+                b_ns.push(tb.as_nanos() as f64 / nb as f64);
+                ratios.push(ratio(num, a_ns[round], b_ns[round]));
             }
             ratios.sort_by(f64::total_cmp);
             let others = match (before, Cpu::now()) {
                 (Some(x), Some(y)) => ((y.busy - x.busy) - (y.own - x.own)).max(0.0) / (y.at - x.at).as_secs_f64(),
                 _ => 0.0,
             };
-            Some(Paired { ratios, others })
+            Some(Paired { ratios, others, sides: (median(a_ns), median(b_ns)) })
         })
         .collect()
 }
 
 /// The outcome of [`paired`] for one row: the per-round ratios, sorted, and
 /// the CPUs' worth of time other processes used meanwhile.
-#[derive(Clone)]
 struct Paired {
     ratios: Vec<f64>,
     others: f64,
+    /// Median nanoseconds per iteration of each side over the rounds.
+    sides: (f64, f64),
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 fn summary(pairs: &[Option<Paired>]) {
@@ -1040,19 +1045,22 @@ fn summary(pairs: &[Option<Paired>]) {
 
     println!("\nratios, with issue 3's targets");
     println!("  A: from the criterion medians above");
-    println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two, about {PAIR_RUN:?} each");
+    println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two, about {PAIR_RUN:?} each,");
+    println!("     with each side's median time per iteration over the rounds");
     for (&(label, num, den, target), pair) in ROWS.iter().zip(pairs) {
         let (Some(n), Some(d)) = (median_ns(num), median_ns(den)) else { continue };
         let a = ratio(num, n, d);
         print!("  {label:<36} A {a:>8.3}x {:<14}", verdict(target, a));
         match pair {
-            Some(Paired { ratios: r, others }) => {
-                let b = (r[(r.len() - 1) / 2] + r[r.len() / 2]) / 2.0;
+            Some(Paired { ratios: r, others, sides: (sa, sb) }) => {
+                let b = median(r.clone());
                 println!(
-                    "  B {b:>8.3}x [{:.3}, {:.3}] {:<14} others {others:.2}",
+                    "  B {b:>8.3}x [{:.3}, {:.3}] {:<14} ({:.3} vs {:.3} µs/iter) others {others:.2}",
                     r[0],
                     r[r.len() - 1],
-                    verdict(target, b)
+                    verdict(target, b),
+                    sa / 1e3,
+                    sb / 1e3
                 );
             }
             None => println!(),
@@ -1082,6 +1090,10 @@ fn main() {
     c.final_summary();
     let quick = std::env::args().any(|a| a == "--test" || a == "--list");
     let all: Vec<Bench> = groups.into_iter().flat_map(|(_, _, b)| b).collect();
-    let pairs = if quick { vec![None; ROWS.len()] } else { paired(&all) };
+    if quick {
+        // One iteration each: no figures worth a summary.
+        return;
+    }
+    let pairs = paired(&all);
     summary(&pairs);
 }
