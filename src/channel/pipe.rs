@@ -69,8 +69,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -139,10 +139,10 @@ fn init(ctrl: *mut PipeCtrl, rings: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Nanoseconds since an arbitrary point of this process (for throttling).
+/// Nanoseconds on a coarse monotonic clock (for throttling): cheap enough
+/// to read on every empty `try_recv`.
 fn now_ns() -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    crate::sys::time::coarse_monotonic_ns()
 }
 
 /// One process's copy of one end of a pipe, shared by the clones of a

@@ -321,6 +321,14 @@ impl<'a> Ring<'a> {
         self.word(self.cons().head.load(Ordering::Acquire)).load(Ordering::Acquire) != 0
     }
 
+    /// Whether a `try_` receive can answer "empty" without taking the lock:
+    /// nothing is published at `head` and the ring is open. (A consumer in
+    /// the middle of a stream holds the lock and does not return until the
+    /// stream ends, so an empty head means there is nothing to take.)
+    fn looks_empty(&self) -> bool {
+        !self.has_data() && !self.is_closed()
+    }
+
     /// The futex word receivers sleep on, and its waiter count (for `wait`
     /// over several channels).
     pub(crate) fn data_word(&self) -> (&'a AtomicU32, &'a AtomicU32) {
@@ -398,8 +406,10 @@ impl<'a> Ring<'a> {
         let p = self.prod();
         if matches!(kind, FULL | LAST) {
             // Before the message is visible, so a receiver never sees it
-            // uncounted (JoinableQueue::task_done relies on that).
-            p.published.fetch_add(1, Ordering::Relaxed);
+            // uncounted (JoinableQueue::task_done relies on that). Only the
+            // send_lock holder writes it: a plain load and store, not a
+            // locked add, which would stall on the header line's miss.
+            p.published.store(p.published.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
         self.word(pos).store(Record::encode(kind, len, self.lap(pos)), Ordering::Release);
         if let Some((at, to_end)) = pad {
@@ -562,7 +572,8 @@ impl<'a> Ring<'a> {
     fn advance(&self, head: u64, rec: &Record, delivered: bool) {
         let c = self.cons();
         if delivered {
-            c.delivered.fetch_add(1, Ordering::Relaxed);
+            // Only the recv_lock holder writes it.
+            c.delivered.store(c.delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
         c.head.store(head + Record::size(rec.len), Ordering::Release);
         Self::notify(&self.ctrl.writers.0, 1);
@@ -606,6 +617,9 @@ impl<'a> Ring<'a> {
         writers_gone: Gone<'_>,
     ) -> Result<(), Stop> {
         out.clear();
+        if try_only && self.looks_empty() {
+            return Err(Stop::Timeout);
+        }
         loop {
             let held = acquire(&self.ctrl.recv_lock.0, deadline, try_only)?;
             let mut streaming = false;
@@ -646,6 +660,9 @@ impl<'a> Ring<'a> {
         try_only: bool,
         writers_gone: Gone<'_>,
     ) -> Result<Option<View<'a>>, Stop> {
+        if try_only && self.looks_empty() {
+            return Err(Stop::Timeout);
+        }
         loop {
             let held = acquire(&self.ctrl.recv_lock.0, deadline, try_only)?;
             // Skip padding and orphaned stream tails to the next message.

@@ -19,5 +19,6 @@ pub(crate) mod memfd;
 pub(crate) mod mman;
 pub(crate) mod process;
 pub(crate) mod pthread;
+pub(crate) mod time;
 
 pub(crate) use process::Pid;
