@@ -184,7 +184,7 @@ impl Shape {
     fn describe(&self, count: Option<usize>) -> String {
         let k = self.kind.name();
         match (self.kind, count) {
-            (Kind::Raw, Some(n)) => format!("{k} of {n} bytes"),
+            (Kind::Raw, Some(n)) => format!("{k} of {n} byte{}", if n == 1 { "" } else { "s" }),
             (Kind::Queue | Kind::SimpleQueue | Kind::JoinableQueue | Kind::Pipe, Some(n)) => {
                 format!("{k} with {n} bytes of buffer")
             }
