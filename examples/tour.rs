@@ -10,6 +10,12 @@ mod hello_process;
 mod lock_printer;
 #[path = "pipe_echo.rs"]
 mod pipe_echo;
+#[path = "pool_cube.rs"]
+mod pool_cube;
+#[path = "pool_factorial.rs"]
+mod pool_factorial;
+#[path = "pool_map.rs"]
+mod pool_map;
 #[path = "process_basics.rs"]
 mod process_basics;
 #[path = "process_square.rs"]
@@ -62,6 +68,9 @@ const EXAMPLES: &[Example] = &[
     ),
     ("queue_squares", "five processes put their results on one Queue; the parent collects them", queue_squares::main),
     ("pipe_echo", "a duplex Pipe carries a request to a worker and its reply back", pipe_echo::main),
+    ("pool_map", "a Pool of five worker processes squares 1..=5; map keeps the input order", pool_map::main),
+    ("pool_cube", "a Pool of three workers cubes 1..6", pool_cube::main),
+    ("pool_factorial", "a Pool with one worker per core computes factorials", pool_factorial::main),
 ];
 
 fn main() {

@@ -59,6 +59,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::ProcessError;
+pub(crate) use spawn::{code_at, code_offset};
 
 use crate::segment::transfer;
 use crate::sys::{self, Pid};

@@ -117,6 +117,19 @@ fn offset_of(addr: *const ()) -> isize {
     (addr as isize).wrapping_sub(anchor_ptr() as isize)
 }
 
+/// Offset from the anchor of a function of this executable, which names it
+/// in any process running the same executable file (the pool's workers);
+/// `None` when the function lies outside the executable's image.
+pub(crate) fn code_offset(addr: *const ()) -> Option<isize> {
+    sys::process::same_object(addr as usize, anchor_ptr() as usize).then(|| offset_of(addr))
+}
+
+/// The code address at `offset` from the anchor: the inverse of
+/// [`code_offset`] in a process running the same executable file.
+pub(crate) fn code_at(offset: isize) -> *const () {
+    anchor_ptr().wrapping_byte_offset(offset)
+}
+
 /// The address of `trampoline::<A>`, for [`Job::trampoline_addr`].
 pub(super) fn trampoline_of<A: DeserializeOwned>() -> *const () {
     trampoline::<A> as Trampoline as *const ()
