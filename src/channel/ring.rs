@@ -628,14 +628,7 @@ impl<'a> Ring<'a> {
                     return Ok(());
                 }
                 if !streaming {
-                    if self.is_closed() {
-                        return Err(Stop::Closed);
-                    }
-                    drop(held);
-                    if try_only {
-                        return Err(Stop::Timeout);
-                    }
-                    self.wait_data(deadline, writers_gone)?;
+                    self.nothing_to_take(held, deadline, try_only, writers_gone)?;
                     break;
                 }
                 // Mid-stream: keep recv_lock so nobody else takes the rest.
@@ -679,15 +672,28 @@ impl<'a> Ring<'a> {
                     _ => self.advance(head, &rec, false),
                 }
             }
-            if self.is_closed() {
-                return Err(Stop::Closed);
-            }
-            drop(held);
-            if try_only {
-                return Err(Stop::Timeout);
-            }
-            self.wait_data(deadline, writers_gone)?;
+            self.nothing_to_take(held, deadline, try_only, writers_gone)?;
         }
+    }
+
+    /// A receiver found no message: ends the call (closed, or `try_`), or
+    /// lets go of `recv_lock` and waits for data before the caller looks
+    /// again.
+    fn nothing_to_take(
+        &self,
+        held: Held<'_>,
+        deadline: Option<Instant>,
+        try_only: bool,
+        writers_gone: Gone<'_>,
+    ) -> Result<(), Stop> {
+        if self.is_closed() {
+            return Err(Stop::Closed);
+        }
+        drop(held);
+        if try_only {
+            return Err(Stop::Timeout);
+        }
+        self.wait_data(deadline, writers_gone)
     }
 }
 
