@@ -163,3 +163,108 @@ fn idle_worker_killed_between_calls_is_replaced() {
     assert_eq!(pool.map_chunksize(square, 0..1_000, 1).unwrap(), serial);
     assert!(!pool.pids().contains(&victim));
 }
+
+#[test]
+fn imap_is_in_order_for_every_chunksize() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(3).unwrap();
+    let serial: Vec<u64> = (0..5_000).map(square).collect();
+    for chunksize in [1, 3, 100, 10_000] {
+        let got: Vec<u64> = pool.imap_chunksize(square, 0..5_000, chunksize).collect::<Result<_, _>>().unwrap();
+        assert_eq!(got, serial, "chunksize {chunksize}");
+    }
+    let got: Vec<u64> = pool.imap(square, 0..100).map(Result::unwrap).collect();
+    assert_eq!(got, serial[..100]);
+    assert_eq!(pool.imap(square, Vec::new()).count(), 0);
+    // The pool is idle and usable afterwards.
+    assert_eq!(pool.map(square, 0..5_000).unwrap(), serial);
+}
+
+#[test]
+fn imap_unordered_is_a_permutation_of_the_serial_results() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(3).unwrap();
+    let mut serial: Vec<u64> = (0..3_000).map(square).collect();
+    for chunksize in [1, 7] {
+        let mut got: Vec<u64> =
+            pool.imap_unordered_chunksize(square, 0..3_000, chunksize).collect::<Result<_, _>>().unwrap();
+        got.sort_unstable();
+        serial.sort_unstable();
+        assert_eq!(got, serial, "chunksize {chunksize}");
+    }
+    // Completion order: a slow first task comes out last.
+    let got: Vec<u64> = pool.imap_unordered(sleep_ms, [400, 1, 1, 1]).map(Result::unwrap).collect();
+    assert_eq!(got.last(), Some(&400), "got {got:?}");
+}
+
+#[test]
+fn imap_is_lazy_and_bounded_over_an_endless_input() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(2).unwrap();
+    let read = std::cell::Cell::new(0u64);
+    let input = (0u64..).inspect(|_| read.set(read.get() + 1));
+    let mut it = pool.imap_chunksize(square, input, 4);
+    let bound = it.in_flight() as u64 * 4;
+    for i in 0..1_000u64 {
+        assert_eq!(it.next().unwrap().unwrap(), i * i);
+        assert!(read.get() <= i + 1 + bound, "read {} items for {} results", read.get(), i + 1);
+    }
+    drop(it);
+    // Abandoning the iterator leaves the pool usable.
+    assert_eq!(pool.map(square, 0..10).unwrap(), (0..10).map(square).collect::<Vec<_>>());
+}
+
+#[test]
+fn imap_yields_a_task_error_in_place_and_goes_on() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(2).unwrap();
+    let got: Vec<Result<u32, PoolError>> = pool.imap(panic_on_13, 0..20).collect();
+    assert_eq!(got.len(), 20);
+    for (i, r) in got.iter().enumerate() {
+        match r {
+            Err(PoolError::Task { index: 13, message }) if i == 13 => assert!(message.contains("unlucky 13")),
+            Ok(v) if i != 13 => assert_eq!(*v, i as u32 + 1),
+            other => panic!("item {i}: {other:?}"),
+        }
+    }
+    assert!(matches!(pool.imap_chunksize(square, [1], 0).collect::<Vec<_>>()[..], [Err(PoolError::ZeroChunksize)]));
+    pool.close();
+    assert!(matches!(pool.imap(square, [1, 2]).collect::<Vec<_>>()[..], [Err(PoolError::Closed)]));
+}
+
+#[test]
+fn imap_worker_killed_mid_task_is_an_error_and_the_rest_arrive() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(2).unwrap();
+    let victim = pool.pids()[0];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap()
+    });
+    let start = Instant::now();
+    let got: Vec<Result<u64, PoolError>> = pool.imap(sleep_ms, [1_000, 1_000, 10, 10]).collect();
+    assert!(killer.join().unwrap().success());
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    assert_eq!(got.len(), 4);
+    let died = got.iter().filter(|r| matches!(r, Err(PoolError::WorkerDied { exitcode: Some(-9), .. }))).count();
+    assert_eq!(died, 1, "got {got:?}");
+    assert!(matches!(got[2], Ok(10)) && matches!(got[3], Ok(10)), "got {got:?}");
+}
+
+#[test]
+fn try_imap_stops_at_an_input_error_after_the_results_before_it() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(2).unwrap();
+    for chunksize in [1, 3, 1_000] {
+        let input = (0..100u64).map(|i| if i == 57 { Err(format!("bad item {i}")) } else { Ok(i) });
+        let got: Vec<Result<u64, PoolError>> = pool.try_imap(square, input, chunksize).collect();
+        assert_eq!(got.len(), 58, "chunksize {chunksize}");
+        for (i, r) in got[..57].iter().enumerate() {
+            assert_eq!(*r.as_ref().unwrap(), square(i as u64));
+        }
+        assert!(matches!(&got[57], Err(PoolError::Input(m)) if m == "bad item 57"), "{:?}", got[57]);
+    }
+    let ok = (0..10u64).map(Ok::<u64, String>);
+    let got: Vec<u64> = pool.try_imap(square, ok, 4).collect::<Result<_, _>>().unwrap();
+    assert_eq!(got, (0..10).map(square).collect::<Vec<_>>());
+}

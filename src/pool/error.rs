@@ -45,6 +45,15 @@ pub enum PoolError {
     Process(ProcessError),
     /// Creating or using the pool's queues failed.
     Channel(String),
+    /// The caller's input iterator yielded this error (its text); the
+    /// results before it were yielded first.
+    Input(String),
+    /// [`AsyncResult::get_timeout`](crate::pool::AsyncResult::get_timeout):
+    /// the call has not finished in time.
+    Timeout,
+    /// The result of an [`AsyncResult`](crate::pool::AsyncResult) was
+    /// already taken by an earlier `get_timeout`.
+    ResultTaken,
 }
 
 impl fmt::Display for PoolError {
@@ -68,6 +77,9 @@ impl fmt::Display for PoolError {
             PoolError::Decode(m) => write!(f, "cannot decode the results: {m}"),
             PoolError::Process(e) => write!(f, "worker process: {e}"),
             PoolError::Channel(m) => write!(f, "pool queue: {m}"),
+            PoolError::Input(m) => write!(f, "the input failed: {m}"),
+            PoolError::Timeout => f.write_str("the call has not finished in time"),
+            PoolError::ResultTaken => f.write_str("the result was already taken"),
         }
     }
 }

@@ -11,22 +11,36 @@
 //! [`PoolError::Task`], with the panic message; a worker that dies mid-task
 //! (`SIGKILL`, out of memory) is replaced and the chunk it held is reported as
 //! [`PoolError::WorkerDied`]. Either way the pool stays usable.
+//!
+//! Calls: [`Pool::map`], [`Pool::starmap`], [`Pool::apply`] wait for their
+//! results; [`Pool::imap`] and [`Pool::imap_unordered`] yield them lazily
+//! through an [`Imap`] over an input of any length; [`Pool::map_async`],
+//! [`Pool::apply_async`] and [`Pool::starmap_async`] queue the work and
+//! return an [`AsyncResult`]. The pool has no thread of its own: results are
+//! collected by the caller's thread while it waits (so that replacement
+//! workers can still be forked), and every call borrows the pool mutably,
+//! so one call is outstanding at a time.
 
+mod async_result;
 mod error;
+mod imap;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use async_result::AsyncResult;
 pub use error::PoolError;
+pub use imap::{Imap, UntilErr};
 
 use crate::channel::{RecvTimeoutError, TrySendError};
 use crate::process::code_offset;
 use crate::{Process, Queue, StartMethod};
-use worker::{Reply, Task};
+use worker::{Reply, Task, WorkerArgs};
 
 /// Bytes of each of the pool's two queues.
 const QUEUE_CAPACITY: usize = 8 << 20;
@@ -56,11 +70,35 @@ enum State {
     Finished,
 }
 
+/// Makes an unstarted worker process for these queues, id and task limit.
+type Starter = Arc<dyn Fn(Queue<Task>, Queue<Reply>, u64, Option<usize>) -> Process + Send + Sync>;
+
+/// The starter of workers without an initializer.
+fn plain_starter() -> Starter {
+    Arc::new(|tasks, replies, worker, maxtasks| {
+        let arg: WorkerArgs<()> = WorkerArgs { tasks, replies, worker, maxtasks, init: None };
+        Process::new(worker::worker_main::<()>, arg)
+    })
+}
+
 /// Builds a [`Pool`] with options: see [`Pool::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PoolBuilder {
     processes: usize,
     method: StartMethod,
+    starter: Starter,
+    init_error: bool,
+    maxtasks: Option<usize>,
+}
+
+impl std::fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("start_method", &self.method)
+            .field("maxtasksperchild", &self.maxtasks)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PoolBuilder {
@@ -71,15 +109,79 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs `f(arg)` once in each worker, replacements included, before it
+    /// takes any task (Python's `initializer` and `initargs`). The argument
+    /// travels as a worker's start argument, so anonymous shared objects
+    /// ([`Value`](crate::Value), [`Queue`], ...) may be part of it.
+    ///
+    /// A worker whose initializer panics exits with code 1 and is replaced
+    /// (as in Python, a pool whose initializer always fails keeps replacing
+    /// its workers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiproc::test_support!();
+    /// use multiproc::{Pool, Value};
+    ///
+    /// fn count_me(started: Value<u32>) {
+    ///     *started.lock().unwrap() += 1;
+    /// }
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let started = Value::new(0u32).unwrap();
+    /// let mut pool = Pool::builder(2).initializer(count_me, started.clone()).build()?;
+    /// assert_eq!(pool.map(square, [1, 2, 3])?, vec![1, 4, 9]);
+    /// pool.close();
+    /// pool.join()?;
+    /// assert_eq!(started.get().unwrap(), 2);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> PoolBuilder
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        match code_offset(f as *const ()) {
+            None => self.init_error = true,
+            Some(target) => {
+                self.init_error = false;
+                self.starter = Arc::new(move |tasks, replies, worker, maxtasks| {
+                    let init = Some((target, worker::init_tag_of::<A>().to_string(), arg.clone()));
+                    Process::new(worker::worker_main::<A>, WorkerArgs { tasks, replies, worker, maxtasks, init })
+                });
+            }
+        }
+        self
+    }
+
+    /// Each worker exits after `n` chunks of tasks and is replaced by a new
+    /// one (Python's `maxtasksperchild`, where a task is a chunk), to free
+    /// what a long-lived worker would accumulate. Results are unaffected.
+    pub fn maxtasksperchild(mut self, n: usize) -> PoolBuilder {
+        self.maxtasks = Some(n);
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
     ///
-    /// [`PoolError::ZeroWorkers`]; [`PoolError::Channel`] when the queues
-    /// cannot be created; [`PoolError::Process`] when a worker cannot start.
+    /// [`PoolError::ZeroWorkers`]; [`PoolError::ZeroChunksize`] when
+    /// `maxtasksperchild` is 0; [`PoolError::TargetNotInExecutable`] for an
+    /// initializer outside the executable; [`PoolError::Channel`] when the
+    /// queues cannot be created; [`PoolError::Process`] when a worker cannot
+    /// start.
     pub fn build(self) -> Result<Pool, PoolError> {
         if self.processes == 0 {
             return Err(PoolError::ZeroWorkers);
+        }
+        if self.maxtasks == Some(0) {
+            return Err(PoolError::ZeroChunksize);
+        }
+        if self.init_error {
+            return Err(PoolError::TargetNotInExecutable);
         }
         let tasks = Queue::new(QUEUE_CAPACITY).map_err(|e| PoolError::Channel(e.to_string()))?;
         let replies = Queue::new(QUEUE_CAPACITY).map_err(|e| PoolError::Channel(e.to_string()))?;
@@ -88,6 +190,8 @@ impl PoolBuilder {
             tasks,
             replies,
             method: self.method,
+            starter: self.starter,
+            maxtasks: self.maxtasks,
             next_id: 0,
             next_job: 0,
             held: HashMap::new(),
@@ -135,6 +239,8 @@ pub struct Pool {
     tasks: Queue<Task>,
     replies: Queue<Reply>,
     method: StartMethod,
+    starter: Starter,
+    maxtasks: Option<usize>,
     next_id: u64,
     next_job: u64,
     /// The chunk each worker (by id) announced and has not finished.
@@ -142,27 +248,96 @@ pub struct Pool {
     state: State,
 }
 
+/// A worker died holding no announced chunk: when it was noticed, its exit
+/// code, and the number of the call's next chunk then (those before it may
+/// have been lost with the worker).
+type Orphan = (Instant, Option<i32>, u32);
+
+/// The state of one chunk of a call.
+enum Slot<R> {
+    /// Sent (or about to be), not settled.
+    Pending,
+    /// Its outcome, not yet handed to the caller.
+    Settled(Result<Vec<R>, PoolError>),
+    /// Its outcome was handed to the caller.
+    Taken,
+}
+
 /// The progress of one call: each chunk's outcome once settled.
+///
+/// Chunks are numbered from 0 in input order; the slots held are those of
+/// chunks `base..base + done.len()` (an [`imap`](Pool::imap) drops the slots
+/// it has handed out from the front, so its memory stays bounded).
 struct Collect<R> {
     job: u64,
-    /// Index in the input of each chunk's first item.
-    starts: Vec<usize>,
-    done: Vec<Option<Result<Vec<R>, PoolError>>>,
+    /// The number of the first chunk still held.
+    base: u32,
+    /// Index in the input of each held chunk's first item.
+    starts: VecDeque<usize>,
+    done: VecDeque<Slot<R>>,
+    /// The number of held chunks still pending.
     left: usize,
+    /// Settled chunks not yet taken, in the order they settled.
+    completed: VecDeque<u32>,
 }
 
 impl<R: DeserializeOwned> Collect<R> {
+    fn new(job: u64) -> Collect<R> {
+        Collect { job, base: 0, starts: VecDeque::new(), done: VecDeque::new(), left: 0, completed: VecDeque::new() }
+    }
+
+    /// Adds a pending chunk whose first item is at `start`; returns its number.
+    fn push(&mut self, start: usize) -> Result<u32, PoolError> {
+        let chunk = u32::try_from(self.base as usize + self.done.len())
+            .map_err(|_| PoolError::Encode("more than 2^32 chunks".into()))?;
+        self.starts.push_back(start);
+        self.done.push_back(Slot::Pending);
+        self.left += 1;
+        Ok(chunk)
+    }
+
+    /// The first input index of a held chunk.
+    fn start(&self, chunk: u32) -> Option<usize> {
+        self.starts.get(chunk.checked_sub(self.base)? as usize).copied()
+    }
+
+    fn is_pending(&self, chunk: u32) -> bool {
+        chunk.checked_sub(self.base).and_then(|i| self.done.get(i as usize)).is_some_and(|s| matches!(s, Slot::Pending))
+    }
+
     fn settle(&mut self, chunk: u32, outcome: Result<Vec<R>, PoolError>) {
-        let slot = &mut self.done[chunk as usize];
-        if slot.is_none() {
-            *slot = Some(outcome);
+        let Some(i) = chunk.checked_sub(self.base) else { return };
+        let Some(slot) = self.done.get_mut(i as usize) else { return };
+        if matches!(slot, Slot::Pending) {
+            *slot = Slot::Settled(outcome);
             self.left -= 1;
+            self.completed.push_back(chunk);
         }
+    }
+
+    /// Takes a settled chunk's outcome (`None` if pending or taken).
+    fn take(&mut self, chunk: u32) -> Option<Result<Vec<R>, PoolError>> {
+        let i = chunk.checked_sub(self.base)? as usize;
+        let slot = self.done.get_mut(i)?;
+        if !matches!(slot, Slot::Settled(_)) {
+            return None;
+        }
+        let Slot::Settled(outcome) = std::mem::replace(slot, Slot::Taken) else { return None };
+        self.completed.retain(|&c| c != chunk);
+        while matches!(self.done.front(), Some(Slot::Taken)) {
+            self.done.pop_front();
+            self.starts.pop_front();
+            self.base += 1;
+        }
+        Some(outcome)
     }
 
     /// Decodes a finished chunk's results.
     fn finish(&mut self, chunk: u32, out: Result<Vec<u8>, String>) {
-        let Some(&start) = self.starts.get(chunk as usize) else { return };
+        let Some(start) = self.start(chunk) else { return };
+        if !self.is_pending(chunk) {
+            return;
+        }
         let outcome = match out {
             Err(message) => Err(PoolError::Task { index: start, message }),
             Ok(bytes) => match postcard::from_bytes::<Vec<Result<R, String>>>(&bytes) {
@@ -184,6 +359,16 @@ impl<R: DeserializeOwned> Collect<R> {
             },
         };
         self.settle(chunk, outcome);
+    }
+
+    /// The number of the next chunk to be added.
+    fn end(&self) -> u32 {
+        self.base + self.done.len() as u32
+    }
+
+    /// The held chunks still pending.
+    fn pending_chunks(&self) -> Vec<u32> {
+        (0..self.done.len()).filter(|&i| matches!(self.done[i], Slot::Pending)).map(|i| self.base + i as u32).collect()
     }
 }
 
@@ -227,7 +412,13 @@ impl Pool {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn builder(processes: usize) -> PoolBuilder {
-        PoolBuilder { processes, method: StartMethod::Spawn }
+        PoolBuilder {
+            processes,
+            method: StartMethod::Spawn,
+            starter: plain_starter(),
+            init_error: false,
+            maxtasks: None,
+        }
     }
 
     /// The number of worker processes.
@@ -342,6 +533,251 @@ impl Pool {
         self.submit(runner, f as *const (), worker::tag_of_pairs::<A, B, R>(), &items, chunksize)
     }
 
+    /// Applies `f` to every item, in the workers, and yields the results
+    /// lazily in input order (Python's `imap`, chunksize 1).
+    ///
+    /// The input may be of any length, even endless: it is read a chunk at
+    /// a time as results are consumed, with a bounded number of chunks in
+    /// flight (see [`Imap`]). A failed task yields its error in its place and
+    /// the iteration goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiproc::test_support!();
+    /// use multiproc::Pool;
+    ///
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let mut pool = Pool::new(2)?;
+    /// let first: Vec<u64> = pool.imap_chunksize(square, 0.., 3).take(5).collect::<Result<_, _>>()?;
+    /// assert_eq!(first, vec![0, 1, 4, 9, 16]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Yields the errors of [`map`](Self::map), each in place of the results
+    /// of the chunk that failed; [`PoolError::Closed`] after
+    /// [`close`](Self::close) as the only item.
+    pub fn imap<A, R, I>(&mut self, f: fn(A) -> R, items: I) -> Imap<'_, I::IntoIter, R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_chunksize(f, items, 1)
+    }
+
+    /// As [`imap`](Self::imap), reading and sending the input in chunks of
+    /// `chunksize` items (fewer round trips for small tasks).
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Self::imap); [`PoolError::ZeroChunksize`] as the only
+    /// item.
+    pub fn imap_chunksize<A, R, I>(&mut self, f: fn(A) -> R, items: I, chunksize: usize) -> Imap<'_, I::IntoIter, R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
+        Imap::new(self, items.into_iter(), code, worker::tag_of::<A, R>(), chunksize, true)
+    }
+
+    /// As [`imap_chunksize`](Self::imap_chunksize) over an input that can
+    /// fail: the items are `Result`s, and the first `Err` ends the input.
+    /// The results of the items before it are yielded first, then
+    /// [`PoolError::Input`] with the error's text, as the last item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiproc::test_support!();
+    /// use multiproc::{Pool, PoolError};
+    ///
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let mut pool = Pool::new(2)?;
+    /// let input = ["1", "2", "x", "4"].into_iter().map(str::parse::<u64>);
+    /// let got: Vec<_> = pool.try_imap(square, input, 2).collect();
+    /// assert!(matches!(got[..], [Ok(1), Ok(4), Err(PoolError::Input(_))]));
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`imap_chunksize`](Self::imap_chunksize); [`PoolError::Input`].
+    pub fn try_imap<A, R, E, I>(
+        &mut self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Imap<'_, UntilErr<I::IntoIter>, R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        E: std::fmt::Display,
+        I: IntoIterator<Item = Result<A, E>>,
+    {
+        let slot = imap::InputError::default();
+        let input = UntilErr::new(items.into_iter(), slot.clone());
+        let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
+        Imap::new(self, input, code, worker::tag_of::<A, R>(), chunksize, true).with_input_error(slot)
+    }
+
+    /// As [`imap`](Self::imap), yielding results in the order they complete
+    /// (Python's `imap_unordered`). Within a chunk, results keep their input
+    /// order.
+    ///
+    /// # Errors
+    ///
+    /// As [`imap`](Self::imap).
+    pub fn imap_unordered<A, R, I>(&mut self, f: fn(A) -> R, items: I) -> Imap<'_, I::IntoIter, R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_unordered_chunksize(f, items, 1)
+    }
+
+    /// As [`imap_unordered`](Self::imap_unordered) with chunks of
+    /// `chunksize` items.
+    ///
+    /// # Errors
+    ///
+    /// As [`imap_chunksize`](Self::imap_chunksize).
+    pub fn imap_unordered_chunksize<A, R, I>(
+        &mut self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Imap<'_, I::IntoIter, R>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
+        Imap::new(self, items.into_iter(), code, worker::tag_of::<A, R>(), chunksize, false)
+    }
+
+    /// Starts [`map`](Self::map) and returns at once with a handle to its
+    /// result (Python's `map_async`). Every chunk is queued now and the
+    /// workers run them while the caller goes on; see [`AsyncResult`] for
+    /// how results are collected and callbacks run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// multiproc::test_support!();
+    /// use std::time::Duration;
+    /// use multiproc::Pool;
+    ///
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let mut pool = Pool::new(2)?;
+    /// let result = pool.map_async(square, 1..=5).on_success(|v| println!("done: {v:?}"));
+    /// assert_eq!(result.get()?, vec![1, 4, 9, 16, 25]);
+    /// let mut one = pool.apply_async(square, 12);
+    /// assert_eq!(one.get_timeout(Duration::from_secs(10))?, 144);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The handle's `get` returns the errors of [`map`](Self::map), except
+    /// that it stops at the first failure in input order.
+    pub fn map_async<A, R>(&mut self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> AsyncResult<'_, Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let chunksize = items.len().div_ceil(4 * self.workers.len()).max(1);
+        self.map_async_chunksize(f, items, chunksize)
+    }
+
+    /// As [`map_async`](Self::map_async) with chunks of `chunksize` items.
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async); [`PoolError::ZeroChunksize`].
+    pub fn map_async_chunksize<A, R>(
+        &mut self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> AsyncResult<'_, Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
+        let it = Imap::new(self, items.into_iter(), code, worker::tag_of::<A, R>(), chunksize, true);
+        async_collect(it)
+    }
+
+    /// Starts [`apply`](Self::apply) and returns at once with a handle to
+    /// its result (Python's `apply_async`).
+    ///
+    /// # Errors
+    ///
+    /// The handle's `get` returns the errors of [`apply`](Self::apply).
+    pub fn apply_async<A, R>(&mut self, f: fn(A) -> R, arg: A) -> AsyncResult<'_, R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
+        let it = Imap::new(self, std::iter::once(arg), code, worker::tag_of::<A, R>(), 1, true);
+        let mut all = collector(it);
+        AsyncResult::new(Box::new(move |deadline| {
+            all(deadline).map(|r| {
+                r.and_then(|mut v| v.pop().ok_or_else(|| PoolError::Decode("a worker returned no result".into())))
+            })
+        }))
+    }
+
+    /// Starts [`starmap`](Self::starmap) and returns at once with a handle
+    /// to its results (Python's `starmap_async`).
+    ///
+    /// # Errors
+    ///
+    /// As [`map_async`](Self::map_async).
+    pub fn starmap_async<A, B, R>(
+        &mut self,
+        f: fn(A, B) -> R,
+        items: impl IntoIterator<Item = (A, B)>,
+    ) -> AsyncResult<'_, Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        B: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let items: Vec<(A, B)> = items.into_iter().collect();
+        let chunksize = items.len().div_ceil(4 * self.workers.len()).max(1);
+        let code = Self::code_of(worker::pairs_runner_of::<A, B, R>(), f as *const ());
+        let it = Imap::new(self, items.into_iter(), code, worker::tag_of_pairs::<A, B, R>(), chunksize, true);
+        async_collect(it)
+    }
+
+    /// The offsets of a runner and a target.
+    fn code_of(runner: *const (), target: *const ()) -> Result<(isize, isize), PoolError> {
+        let runner = code_offset(runner).ok_or(PoolError::TargetNotInExecutable)?;
+        let target = code_offset(target).ok_or(PoolError::TargetNotInExecutable)?;
+        Ok((runner, target))
+    }
+
     /// Stops taking work (Python's `close`): later calls fail with
     /// [`PoolError::Closed`]. The workers exit at [`join`](Self::join).
     pub fn close(&mut self) {
@@ -405,7 +841,7 @@ impl Pool {
     fn start_worker(&mut self) -> Result<Worker, PoolError> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut process = Process::new(worker::worker_main, (self.tasks.clone(), self.replies.clone(), id))
+        let mut process = (self.starter)(self.tasks.clone(), self.replies.clone(), id, self.maxtasks)
             .name(format!("PoolWorker-{id}"))
             .start_method(self.method)
             .die_with_parent(true);
@@ -443,19 +879,16 @@ impl Pool {
         let job = self.next_job;
         self.next_job += 1;
         let mut pending = Vec::new();
-        let mut starts = Vec::new();
-        for (chunk, part) in items.chunks(chunksize).enumerate() {
-            let chunk = u32::try_from(chunk).map_err(|_| PoolError::Encode("more than 2^32 chunks".into()))?;
+        let mut c = Collect::new(job);
+        for (i, part) in items.chunks(chunksize).enumerate() {
+            let chunk = c.push(i * chunksize)?;
             let args = postcard::to_allocvec(part).map_err(|e| PoolError::Encode(e.to_string()))?;
-            starts.push(chunk as usize * chunksize);
             pending.push(Task::Run { job, chunk, runner, target, tag: tag.to_string(), args });
         }
         pending.reverse();
-        let n = starts.len();
-        let mut c = Collect { job, starts, done: (0..n).map(|_| None).collect(), left: n };
         // Replace workers that died since the last call (nothing of this
         // call can be lost with them yet).
-        let mut orphan_since: Option<(Instant, Option<i32>)> = None;
+        let mut orphan_since: Option<Orphan> = None;
         self.check_workers(&mut c, &mut orphan_since, false)?;
         orphan_since = None;
         let mut last_check = Instant::now();
@@ -482,8 +915,10 @@ impl Pool {
             }
         }
         let mut out = Vec::with_capacity(items.len());
-        for outcome in c.done {
-            out.extend(outcome.expect("every chunk is settled")?);
+        for slot in c.done {
+            if let Slot::Settled(outcome) = slot {
+                out.extend(outcome?);
+            }
         }
         Ok(out)
     }
@@ -506,7 +941,7 @@ impl Pool {
     fn check_workers<R: DeserializeOwned>(
         &mut self,
         c: &mut Collect<R>,
-        orphan_since: &mut Option<(Instant, Option<i32>)>,
+        orphan_since: &mut Option<Orphan>,
         all_sent: bool,
     ) -> Result<(), PoolError> {
         for i in 0..self.workers.len() {
@@ -520,29 +955,32 @@ impl Pool {
             let exitcode = self.workers[i].process.exitcode();
             match self.held.remove(&self.workers[i].id) {
                 Some((job, chunk)) => {
-                    if job == c.job {
-                        let index = c.starts[chunk as usize];
+                    if job == c.job
+                        && let Some(index) = c.start(chunk)
+                    {
                         c.settle(chunk, Err(PoolError::WorkerDied { index, exitcode }));
                     }
                 }
+                // A worker that exited normally (maxtasksperchild) holds
+                // nothing.
+                None if exitcode == Some(0) => {}
                 // It may have taken a chunk and died before announcing it.
-                None => *orphan_since = Some((Instant::now(), exitcode)),
+                None => *orphan_since = Some((Instant::now(), exitcode, c.end())),
             }
             let replacement = self.start_worker()?;
             self.workers[i] = replacement;
         }
-        if let Some((since, exitcode)) = *orphan_since {
+        if let Some((since, exitcode, end)) = *orphan_since {
             if since.elapsed() >= ORPHAN_GRACE && all_sent && self.tasks.is_empty() {
                 while let Ok(reply) = self.replies.try_get() {
                     self.handle(reply, c);
                 }
                 // Every chunk is sent and none is queued: an unsettled chunk
-                // that no worker announced was lost with the dead worker.
-                for chunk in 0..c.done.len() {
-                    let chunk = chunk as u32;
+                // that no worker announced was lost with the dead worker (if
+                // it existed when the worker died: an `imap` adds chunks).
+                for chunk in c.pending_chunks().into_iter().filter(|&chunk| chunk < end) {
                     let held = self.held.values().any(|&(job, ch)| job == c.job && ch == chunk);
-                    if c.done[chunk as usize].is_none() && !held {
-                        let index = c.starts[chunk as usize];
+                    if !held && let Some(index) = c.start(chunk) {
                         c.settle(chunk, Err(PoolError::WorkerDied { index, exitcode }));
                     }
                 }
@@ -551,6 +989,38 @@ impl Pool {
         }
         Ok(())
     }
+}
+
+/// Queues every chunk of `it` now and returns a handle that collects its
+/// results in order, stopping at the first error.
+fn async_collect<'p, I, R>(it: Imap<'p, I, R>) -> AsyncResult<'p, Vec<R>>
+where
+    I: Iterator + 'p,
+    I::Item: Serialize,
+    R: DeserializeOwned + 'p,
+{
+    AsyncResult::new(collector(it))
+}
+
+/// The driver of [`async_collect`].
+fn collector<'p, I, R>(mut it: Imap<'p, I, R>) -> async_result::Drive<'p, Vec<R>>
+where
+    I: Iterator + 'p,
+    I::Item: Serialize,
+    R: DeserializeOwned + 'p,
+{
+    it.send_all();
+    let mut out = Vec::new();
+    Box::new(move |deadline| {
+        loop {
+            match it.poll(deadline) {
+                imap::Poll::Item(Ok(v)) => out.push(v),
+                imap::Poll::Item(Err(e)) => return Some(Err(e)),
+                imap::Poll::End => return Some(Ok(std::mem::take(&mut out))),
+                imap::Poll::Pending => return None,
+            }
+        }
+    })
 }
 
 impl Drop for Pool {

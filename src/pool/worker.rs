@@ -161,10 +161,46 @@ fn execute(runner: isize, target: isize, tag: &str, args: &[u8]) -> Result<Vec<u
     runner(code_at(target), tag, args)
 }
 
-/// The worker process: takes tasks until [`Task::Stop`] or until a queue
-/// fails, announcing each chunk before running it.
-pub(super) fn worker_main(arg: (Queue<Task>, Queue<Reply>, u64)) {
-    let (tasks, replies, worker) = arg;
+/// What a worker process is started with.
+#[derive(Serialize, Deserialize)]
+pub(super) struct WorkerArgs<A> {
+    pub(super) tasks: Queue<Task>,
+    pub(super) replies: Queue<Reply>,
+    /// The worker's id.
+    pub(super) worker: u64,
+    /// Exit after this many chunks (Python's `maxtasksperchild`).
+    pub(super) maxtasks: Option<usize>,
+    /// The initializer's offset, its `type_name::<fn(A)>()`, its argument.
+    pub(super) init: Option<(isize, String, A)>,
+}
+
+/// The tag of an initializer `fn(A)`.
+pub(super) fn init_tag_of<A>() -> &'static str {
+    std::any::type_name::<fn(A)>()
+}
+
+/// The worker process: runs the initializer, then takes tasks until
+/// [`Task::Stop`], until a queue fails, or after `maxtasks` chunks,
+/// announcing each chunk before running it.
+pub(super) fn worker_main<A: DeserializeOwned>(arg: WorkerArgs<A>) {
+    let WorkerArgs { tasks, replies, worker, maxtasks, init } = arg;
+    if let Some((target, tag, a)) = init {
+        if let Err(e) = check_tag(&tag, init_tag_of::<A>()) {
+            eprintln!("pool worker {worker}: {e}");
+            std::process::exit(1);
+        }
+        // SAFETY: as in `run`: `target` is the offset the pool measured with
+        // `code_offset` from its own `f as fn(A)` (checked to lie in the
+        // executable's image), this worker runs the same executable file, and
+        // the pool started this `worker_main::<A>` for the same `A`; the tags
+        // were compared above.
+        let f = unsafe { std::mem::transmute::<*const (), fn(A)>(code_at(target)) };
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(a))) {
+            eprintln!("pool worker {worker}: the initializer panicked: {}", panic_message(&*p));
+            std::process::exit(1);
+        }
+    }
+    let mut done = 0usize;
     while let Ok(task) = tasks.get() {
         let Task::Run { job, chunk, runner, target, tag, args } = task else { break };
         if replies.put(Reply::Started { worker, job, chunk }).is_err() {
@@ -173,6 +209,10 @@ pub(super) fn worker_main(arg: (Queue<Task>, Queue<Reply>, u64)) {
         let out = catch_unwind(AssertUnwindSafe(|| execute(runner, target, &tag, &args)))
             .unwrap_or_else(|p| Err(panic_message(&*p)));
         if replies.put(Reply::Done { worker, job, chunk, out }).is_err() {
+            break;
+        }
+        done += 1;
+        if maxtasks.is_some_and(|m| done >= m) {
             break;
         }
     }

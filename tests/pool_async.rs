@@ -1,0 +1,139 @@
+//! `Pool::map_async`, `apply_async`, `starmap_async`: handles, timeouts and
+//! callbacks.
+
+multiproc::test_support!();
+
+mod common;
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use common::{WATCH, watchdog};
+use multiproc::{Pool, PoolError};
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn panic_on_13(x: u32) -> u32 {
+    if x == 13 {
+        panic!("unlucky {x}");
+    }
+    x + 1
+}
+
+fn power(base: u64, exp: u32) -> u64 {
+    base.pow(exp)
+}
+
+#[test]
+fn map_async_runs_in_the_background_and_get_returns_the_results() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(4).unwrap();
+    let serial: Vec<u64> = (0..10_000).map(square).collect();
+    assert_eq!(pool.map_async(square, 0..10_000).get().unwrap(), serial);
+    assert_eq!(pool.map_async_chunksize(square, 0..1_000, 1).get().unwrap(), serial[..1_000]);
+    assert_eq!(pool.map_async(square, Vec::new()).get().unwrap(), Vec::<u64>::new());
+    // The workers run while the caller does something else: after the
+    // sleep the results are there, collected without waiting.
+    let mut r = pool.map_async_chunksize(sleep_ms, [300, 300, 300, 300], 1);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(r.ready(), "not done after 700 ms");
+    assert_eq!(r.successful(), Some(true));
+    assert_eq!(r.get().unwrap(), vec![300; 4]);
+}
+
+#[test]
+fn ready_wait_and_get_timeout() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(1).unwrap();
+    let mut r = pool.apply_async(sleep_ms, 300);
+    assert!(!r.ready());
+    // Polling with ready() alone gets there.
+    let start = Instant::now();
+    while !r.ready() {
+        assert!(start.elapsed() < Duration::from_secs(10), "ready() never turned true");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(r.get().unwrap(), 300);
+    let mut r = pool.apply_async(sleep_ms, 300);
+    assert_eq!(r.successful(), None);
+    assert!(matches!(r.get_timeout(Duration::from_millis(10)), Err(PoolError::Timeout)));
+    assert!(!r.wait_timeout(Duration::from_millis(10)));
+    r.wait();
+    assert!(r.ready());
+    assert_eq!(r.get_timeout(Duration::from_secs(5)).unwrap(), 300);
+    assert!(matches!(r.get_timeout(Duration::from_secs(5)), Err(PoolError::ResultTaken)));
+    drop(r);
+    assert_eq!(pool.apply_async(square, 12).get().unwrap(), 144);
+    assert_eq!(pool.starmap_async(power, [(2, 10), (3, 5), (4, 3)]).get().unwrap(), vec![1024, 243, 64]);
+}
+
+#[test]
+fn callbacks_run_exactly_once_and_never_both() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(2).unwrap();
+    let calls = RefCell::new(Vec::new());
+    let r = pool
+        .apply_async(square, 7)
+        .on_success(|v| calls.borrow_mut().push(format!("ok {v}")))
+        .on_error(|e| calls.borrow_mut().push(format!("err {e}")));
+    assert_eq!(r.get().unwrap(), 49);
+    assert_eq!(*calls.borrow(), vec!["ok 49".to_string()]);
+
+    calls.borrow_mut().clear();
+    let mut r = pool
+        .map_async_chunksize(panic_on_13, 0..20, 1)
+        .on_success(|v| calls.borrow_mut().push(format!("ok {}", v.len())))
+        .on_error(|e| calls.borrow_mut().push(format!("err {e}")));
+    r.wait();
+    r.wait();
+    match r.get() {
+        Err(PoolError::Task { index: 13, message }) => assert!(message.contains("unlucky 13")),
+        other => panic!("expected a task error, got {other:?}"),
+    }
+    assert_eq!(calls.borrow().len(), 1, "{:?}", calls.borrow());
+    assert!(calls.borrow()[0].starts_with("err task 13"), "{:?}", calls.borrow());
+
+    // Dropping the handle with a callback still due waits and runs it.
+    calls.borrow_mut().clear();
+    drop(pool.map_async(square, 0..10).on_success(|v| calls.borrow_mut().push(format!("ok {}", v.len()))));
+    assert_eq!(*calls.borrow(), vec!["ok 10".to_string()]);
+    // A callback set after the outcome is known runs at once.
+    calls.borrow_mut().clear();
+    let mut r = pool.apply_async(square, 3);
+    r.wait();
+    let r = r.on_success(|v| calls.borrow_mut().push(format!("ok {v}")));
+    assert_eq!(*calls.borrow(), vec!["ok 9".to_string()]);
+    assert_eq!(r.get().unwrap(), 9);
+    assert_eq!(calls.borrow().len(), 1);
+}
+
+#[test]
+fn async_worker_death_is_an_error_and_abandoned_calls_leave_the_pool_usable() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(2).unwrap();
+    let victim = pool.pids()[0];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap()
+    });
+    let start = Instant::now();
+    let r = pool.map_async_chunksize(sleep_ms, [1_000, 1_000], 1);
+    let got = r.get();
+    assert!(killer.join().unwrap().success());
+    assert!(matches!(got, Err(PoolError::WorkerDied { exitcode: Some(-9), .. })), "got {got:?}");
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    // Abandon a call with many queued chunks: the next call is not behind them.
+    drop(pool.map_async_chunksize(sleep_ms, vec![100; 1_000], 1));
+    let start = Instant::now();
+    assert_eq!(pool.map(square, 0..10).unwrap(), (0..10).map(square).collect::<Vec<_>>());
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+    pool.close();
+    assert!(matches!(pool.apply_async(square, 1).get(), Err(PoolError::Closed)));
+}
