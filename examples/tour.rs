@@ -4,6 +4,8 @@
 //! NAME`); here they are compiled in as modules, so children started by any
 //! of them re-execute this binary, whose first act is `multiproc::init()`.
 
+#[path = "batch_images.rs"]
+mod batch_images;
 #[path = "hello_process.rs"]
 mod hello_process;
 #[path = "lock_printer.rs"]
@@ -16,6 +18,12 @@ mod pool_cube;
 mod pool_factorial;
 #[path = "pool_map.rs"]
 mod pool_map;
+#[path = "pool_sleep.rs"]
+mod pool_sleep;
+#[path = "pool_tour.rs"]
+mod pool_tour;
+#[path = "primes_speedup.rs"]
+mod primes_speedup;
 #[path = "process_basics.rs"]
 mod process_basics;
 #[path = "process_square.rs"]
@@ -71,6 +79,14 @@ const EXAMPLES: &[Example] = &[
     ("pool_map", "a Pool of five worker processes squares 1..=5; map keeps the input order", pool_map::main),
     ("pool_cube", "a Pool of three workers cubes 1..6", pool_cube::main),
     ("pool_factorial", "a Pool with one worker per core computes factorials", pool_factorial::main),
+    ("pool_tour", "map, map_async with a 10 s timeout, imap in chunks of 3, and starmap on one Pool", pool_tour::main),
+    ("pool_sleep", "five 1 s tasks on a Pool of five finish in about 1 s, not 5", pool_sleep::main),
+    ("batch_images", "20 jobs of 0.1 s each: one after the other, then four at a time on a Pool", batch_images::main),
+    (
+        "primes_speedup",
+        "a CPU-bound prime count, sequential and on 2 workers: about 2x on 2 cores",
+        primes_speedup::main,
+    ),
 ];
 
 fn main() {
