@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{WATCH, watchdog};
 use multiproc::{Pool, PoolError};
+use serde::Deserialize;
 
 fn square(x: u64) -> u64 {
     x * x
@@ -35,10 +36,10 @@ fn pid_of(_: u32) -> u32 {
 fn map_square_matches_serial_default_chunksize_and_chunksize_1() {
     let _w = watchdog(WATCH);
     let mut pool = Pool::new(3).unwrap();
-    let serial: Vec<u64> = (0..10_000).map(square).collect();
-    assert_eq!(pool.map(square, 0..10_000).unwrap(), serial);
-    assert_eq!(pool.map_chunksize(square, 0..10_000, 1).unwrap(), serial);
-    assert_eq!(pool.map_chunksize(square, 0..10_000, 7).unwrap(), serial);
+    let serial: Vec<u64> = (0..100_000).map(square).collect();
+    assert_eq!(pool.map(square, 0..100_000).unwrap(), serial);
+    assert_eq!(pool.map_chunksize(square, 0..100_000, 1).unwrap(), serial);
+    assert_eq!(pool.map_chunksize(square, 0..100_000, 7).unwrap(), serial);
     pool.close();
     pool.join().unwrap();
 }
@@ -267,4 +268,36 @@ fn try_imap_stops_at_an_input_error_after_the_results_before_it() {
     let ok = (0..10u64).map(Ok::<u64, String>);
     let got: Vec<u64> = pool.try_imap(square, ok, 4).collect::<Result<_, _>>().unwrap();
     assert_eq!(got, (0..10).map(square).collect::<Vec<_>>());
+}
+
+/// An argument whose `Serialize` fails on one value.
+#[derive(Debug)]
+struct Fussy(u32);
+
+impl serde::Serialize for Fussy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 3 {
+            return Err(serde::ser::Error::custom("three cannot be sent"));
+        }
+        s.serialize_u32(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fussy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u32::deserialize(d).map(Fussy)
+    }
+}
+
+fn fussy(x: Fussy) -> u32 {
+    x.0
+}
+
+#[test]
+fn map_argument_that_fails_to_encode_is_an_error_and_the_pool_stays_usable() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(2).unwrap();
+    let err = pool.map(fussy, (0..6).map(Fussy)).unwrap_err();
+    assert!(matches!(err, PoolError::Encode(_)), "{err:?}");
+    assert_eq!(pool.map(square, 0..4).unwrap(), [0, 1, 4, 9]);
 }
