@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::{WATCH, watchdog};
 use multiproc::{Pool, PoolError};
-use serde::Deserialize;
 
 fn square(x: u64) -> u64 {
     x * x
