@@ -182,9 +182,9 @@ pub(crate) unsafe fn lock_until(m: *mut RawPthreadMutex, deadline: Instant) -> L
 /// As for [`try_lock`].
 #[inline]
 pub(crate) unsafe fn unlock(m: *mut RawPthreadMutex) -> io::Result<()> {
-    if !kind_is_ours(m) {
-        return Err(foreign_kind());
-    }
+    // No kind check here: it was checked when the lock was taken, and a
+    // peer that rewrites the word while we hold the lock could as well do it
+    // between a check and the call.
     // SAFETY: the caller guarantees `m` is an initialised mutex.
     ret_pthread(unsafe { libc::pthread_mutex_unlock(m) })
 }
