@@ -25,30 +25,14 @@ const LIMIT: u64 = 2_000_000;
 /// ... in this many ranges, one per task.
 const PIECES: u64 = 40;
 
+/// The CPU-bound work of the example, shared rather than copied.
+#[path = "../examples/primes_speedup.rs"]
+#[allow(dead_code)]
+mod primes_speedup;
+use primes_speedup::count_primes;
+
 fn trivial(x: u64) -> u64 {
     x.wrapping_mul(x)
-}
-
-fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n % 2 == 0 {
-        return n == 2;
-    }
-    let mut d = 3;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 2;
-    }
-    true
-}
-
-/// The number of primes in `start..end` (as in `examples/primes_speedup.rs`).
-fn count_primes((start, end): (u64, u64)) -> u64 {
-    (start..end).filter(|&n| is_prime(n)).count() as u64
 }
 
 fn pieces() -> Vec<(u64, u64)> {

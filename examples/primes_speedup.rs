@@ -12,7 +12,8 @@ const WORKERS: usize = 2;
 /// worker that drew the cheap low numbers takes more pieces.
 const PIECES: u64 = 40;
 
-fn is_prime(n: u64) -> bool {
+/// Trial division (also used by `benches/pool.rs`).
+pub fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
@@ -30,7 +31,7 @@ fn is_prime(n: u64) -> bool {
 }
 
 /// The number of primes in `start..end`.
-fn count_primes((start, end): (u64, u64)) -> u64 {
+pub fn count_primes((start, end): (u64, u64)) -> u64 {
     (start..end).filter(|&n| is_prime(n)).count() as u64
 }
 
