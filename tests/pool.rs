@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{WATCH, watchdog};
+use common::{WATCH, sigkill, sigkill_after, watchdog};
 use multiproc::{Pool, PoolError};
 
 fn square(x: u64) -> u64 {
@@ -96,14 +96,11 @@ fn worker_killed_mid_task_is_an_error_within_2s_and_is_replaced() {
         let before = pool.pids();
         // Kill a worker once it is running a long task.
         let victim = before[round % before.len()];
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap()
-        });
+        let killer = sigkill_after(victim, Duration::from_millis(300));
         let start = Instant::now();
         let result = pool.map_chunksize(sleep_ms, [1_000, 1_000], 1);
         let took = start.elapsed();
-        assert!(killer.join().unwrap().success());
+        assert!(killer.join().unwrap());
         match result {
             Err(PoolError::WorkerDied { exitcode, .. }) => assert_eq!(exitcode, Some(-9)),
             other => panic!("round {round}: expected WorkerDied, got {other:?}"),
@@ -157,7 +154,7 @@ fn idle_worker_killed_between_calls_is_replaced() {
     let mut pool = Pool::new(2).unwrap();
     assert_eq!(pool.map(square, 0..10).unwrap().len(), 10);
     let victim = pool.pids()[0];
-    assert!(std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap().success());
+    assert!(sigkill(victim));
     std::thread::sleep(Duration::from_millis(100));
     let serial: Vec<u64> = (0..1_000).map(square).collect();
     assert_eq!(pool.map_chunksize(square, 0..1_000, 1).unwrap(), serial);
@@ -237,13 +234,10 @@ fn imap_worker_killed_mid_task_is_an_error_and_the_rest_arrive() {
     let _w = watchdog(WATCH);
     let mut pool = Pool::new(2).unwrap();
     let victim = pool.pids()[0];
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap()
-    });
+    let killer = sigkill_after(victim, Duration::from_millis(300));
     let start = Instant::now();
     let got: Vec<Result<u64, PoolError>> = pool.imap(sleep_ms, [1_000, 1_000, 10, 10]).collect();
-    assert!(killer.join().unwrap().success());
+    assert!(killer.join().unwrap());
     assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
     assert_eq!(got.len(), 4);
     let died = got.iter().filter(|r| matches!(r, Err(PoolError::WorkerDied { exitcode: Some(-9), .. }))).count();

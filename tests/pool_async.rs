@@ -8,7 +8,7 @@ mod common;
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use common::{WATCH, watchdog};
+use common::{WATCH, sigkill_after, watchdog};
 use multiproc::{Pool, PoolError};
 
 fn square(x: u64) -> u64 {
@@ -119,14 +119,11 @@ fn async_worker_death_is_an_error_and_abandoned_calls_leave_the_pool_usable() {
     let _w = watchdog(WATCH);
     let mut pool = Pool::new(2).unwrap();
     let victim = pool.pids()[0];
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap()
-    });
+    let killer = sigkill_after(victim, Duration::from_millis(300));
     let start = Instant::now();
     let r = pool.map_async_chunksize(sleep_ms, [1_000, 1_000], 1);
     let got = r.get();
-    assert!(killer.join().unwrap().success());
+    assert!(killer.join().unwrap());
     assert!(matches!(got, Err(PoolError::WorkerDied { exitcode: Some(-9), .. })), "got {got:?}");
     assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
     // Abandon a call with many queued chunks: the next call is not behind them.

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{WATCH, watchdog};
+use common::{WATCH, sigkill, watchdog};
 use multiproc::{Pool, PoolError, Value};
 
 fn count_start(counter: Value<u32>) {
@@ -47,7 +47,7 @@ fn initializer_runs_once_in_every_worker_replacements_included() {
     assert_eq!(counter.get().unwrap(), 3);
     // A replacement runs it too.
     let victim = pool.pids()[0];
-    assert!(std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap().success());
+    assert!(sigkill(victim));
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(pool.map_chunksize(square, 0..30, 1).unwrap().len(), 30);
     let start = Instant::now();

@@ -3,10 +3,13 @@
 //! single-threaded `main` (`harness = false`): it runs each check, prints one
 //! line per check and a summary, and exits non-zero on any failure.
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{exit_with, panics, sleep_secs};
 use multiproc::{Process, ProcessError, SharedMemory, StartMethod};
 
 /// Upper bound for any wait: a check fails instead of hanging.
@@ -21,18 +24,6 @@ fn join(p: &mut Process) -> i32 {
 }
 
 fn nothing(_: ()) {}
-
-fn exit_with(code: i32) {
-    std::process::exit(code);
-}
-
-fn panics(message: String) {
-    panic!("{message}");
-}
-
-fn sleep_secs(s: u64) {
-    std::thread::sleep(Duration::from_secs(s));
-}
 
 fn store_in(shm: SharedMemory) {
     assert!(shm.len() >= 4);

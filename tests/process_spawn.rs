@@ -3,9 +3,12 @@
 
 multiproc::test_support!();
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{exit_with, panics, sleep_secs};
 use multiproc::{Process, ProcessError, SharedMemory, StartMethod};
 
 /// Upper bound for any wait: a test fails instead of hanging.
@@ -41,18 +44,6 @@ fn atomic(shm: &SharedMemory) -> &AtomicU32 {
 
 fn square_is_49(x: u64) {
     assert_eq!(x * x, 49);
-}
-
-fn exit_with(code: i32) {
-    std::process::exit(code);
-}
-
-fn panics(message: String) {
-    panic!("{message}");
-}
-
-fn sleep_secs(s: u64) {
-    std::thread::sleep(Duration::from_secs(s));
 }
 
 fn nothing(_: ()) {}

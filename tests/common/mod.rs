@@ -56,3 +56,33 @@ pub fn watchdog(limit: Duration) -> Watchdog {
     });
     Watchdog(tx)
 }
+
+/// Sends `SIGKILL` to `pid` (a process this test did not start itself, such
+/// as a pool worker); whether `kill` succeeded.
+pub fn sigkill(pid: u32) -> bool {
+    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().is_ok_and(|s| s.success())
+}
+
+/// Kills `pid` with `SIGKILL` after `delay`, from another thread; join the
+/// handle to learn whether it worked.
+pub fn sigkill_after(pid: u32, delay: Duration) -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        sigkill(pid)
+    })
+}
+
+/// Child target: exits with `code`.
+pub fn exit_with(code: i32) {
+    std::process::exit(code);
+}
+
+/// Child target: panics with `message`.
+pub fn panics(message: String) {
+    panic!("{message}");
+}
+
+/// Child target: sleeps `s` seconds.
+pub fn sleep_secs(s: u64) {
+    std::thread::sleep(Duration::from_secs(s));
+}
