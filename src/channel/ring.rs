@@ -167,7 +167,7 @@ impl Drop for Held<'_> {
 }
 
 fn acquire(lock: &RawMutex, deadline: Option<Instant>, try_only: bool) -> Result<Held<'_>, Stop> {
-    let got = if try_only { lock.try_lock() } else { lock.lock_until(deadline) };
+    let got = if try_only { lock.try_lock_briefly() } else { lock.lock_until(deadline) };
     match got {
         // A dead holder left nothing half-published (see the module docs).
         Locked::Yes | Locked::OwnerDied => Ok(Held(lock)),

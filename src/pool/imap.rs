@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::worker::Task;
 use super::{CHECK_EVERY, Collect, Pool, PoolError, SLICE};
-use crate::channel::{RecvTimeoutError, TrySendError};
+use crate::channel::{RecvTimeoutError, TryRecvError, TrySendError};
 
 /// Where an [`UntilErr`] leaves the text of its input's error.
 pub(super) type InputError = Arc<Mutex<Option<String>>>;
@@ -336,7 +336,15 @@ impl<I: Iterator, R> Drop for Imap<'_, I, R> {
     /// Removes this call's chunks still queued, so the next call does not
     /// wait behind them.
     fn drop(&mut self) {
-        while self.pool.tasks.try_get().is_ok() {}
+        // A `try_get` can find the queue busy (a worker taking a chunk) and
+        // say empty; go on while chunks are still visibly there.
+        loop {
+            match self.pool.tasks.try_get() {
+                Ok(_) => {}
+                Err(TryRecvError::Empty) if !self.pool.tasks.is_empty() => {}
+                Err(_) => break,
+            }
+        }
     }
 }
 

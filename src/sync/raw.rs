@@ -73,6 +73,19 @@ impl RawMutex {
         unsafe { pthread::try_lock(self.ptr()) }
     }
 
+    /// Acquires it if it is free or freed within a short spin: a holder
+    /// that is only copying a record lets go within that window, so a `try_`
+    /// operation does not fail just because another process was mid-step.
+    pub(crate) fn try_lock_briefly(&self) -> Locked {
+        for _ in 0..SPIN_TRIES {
+            match self.try_lock() {
+                Locked::Busy => std::hint::spin_loop(),
+                other => return other,
+            }
+        }
+        self.try_lock()
+    }
+
     /// Blocks until acquired or `deadline` passes (`None`: no deadline).
     ///
     /// Spins with `try_lock` first, then sleeps in the kernel at most
