@@ -6,7 +6,7 @@
 pub mod channel;
 pub mod pool;
 pub mod process;
-pub(crate) mod segment;
+pub mod segment;
 pub mod shared;
 pub mod sync;
 pub(crate) mod sys;

@@ -15,4 +15,5 @@ mod select;
 
 pub use err::RecvIntoError;
 pub use pipe::{CanRecv, CanSend, Connection, Direction, Duplex, Pipe, RecvOnly, SendOnly};
+pub(crate) use queue::{JoinableFlavor, PlainFlavor, QueueCtrl, SimpleFlavor};
 pub use select::{Waitable, wait};

@@ -84,6 +84,14 @@ flavor!(PlainFlavor => Queue, SimpleFlavor => SimpleQueue, JoinableFlavor => Joi
 // marker); alignment 64.
 unsafe impl<F: Flavor> Control for QueueCtrl<F> {
     const KIND: Kind = F::KIND;
+
+    fn describe(&self, count: usize) -> Vec<(&'static str, String)> {
+        let mut lines = self.ring.describe(count);
+        if F::KIND == Kind::JoinableQueue {
+            lines.push(("tasks done", self.tasks.0.done.load(Ordering::Relaxed).to_string()));
+        }
+        lines
+    }
 }
 
 /// Rounds a requested capacity to what a ring uses: a power of two between

@@ -132,6 +132,27 @@ pub(crate) struct RingCtrl {
 }
 
 impl RingCtrl {
+    /// Lines for `multiproc info`: occupancy and lock holders of a ring of
+    /// `capacity` bytes, from a snapshot of its indices (which a peer may
+    /// have written anything into; nothing here trusts them).
+    pub(crate) fn describe(&self, capacity: usize) -> Vec<(&'static str, String)> {
+        let (tail, head) = (self.prod.0.tail.load(Ordering::Relaxed), self.cons.0.head.load(Ordering::Relaxed));
+        let (published, delivered) =
+            (self.prod.0.published.load(Ordering::Relaxed), self.cons.0.delivered.load(Ordering::Relaxed));
+        let used = match tail.checked_sub(head) {
+            Some(used) if used <= capacity as u64 => format!("{used} of {capacity} bytes used"),
+            _ => format!("inconsistent indices (head {head}, tail {tail}, capacity {capacity})"),
+        };
+        vec![
+            ("ring", used),
+            ("messages waiting", published.wrapping_sub(delivered).to_string()),
+            ("messages delivered", delivered.to_string()),
+            ("closed", (self.status.0.closed.load(Ordering::Relaxed) != 0).to_string()),
+            ("send lock", self.send_lock.0.holder()),
+            ("receive lock", self.recv_lock.0.holder()),
+        ]
+    }
+
     /// Initialises a zeroed control block.
     pub(crate) fn init(this: *mut RingCtrl) -> std::io::Result<()> {
         // SAFETY: `this` points to a zeroed, not yet shared control block;

@@ -12,7 +12,8 @@
 //!     32     8  element count
 //!     40     8  data length in bytes (from DATA_OFFSET)
 //!     48     4  creator pid
-//!     52     4  flags (reserved, 0)
+//!     52     4  flags: bit 0 = persistent (never collected as stale),
+//!                  bit 1 = attached processes hold the attach lock
 //!     56     8  element type hash (FNV-1a of the type name)
 //!     64    48  element type name, NUL-padded, truncated
 //! 112..128      reserved, 0
@@ -28,6 +29,13 @@ pub(crate) const VERSION: u32 = 1;
 pub(crate) const STATE_CREATING: u32 = 0;
 pub(crate) const STATE_READY: u32 = 1;
 pub(crate) const STATE_OFFSET: usize = 12;
+/// Header flag: created with [`Name::persistent`](crate::Name::persistent).
+pub(crate) const FLAG_PERSISTENT: u32 = 1;
+/// Header flag: every process that has this named segment open holds a
+/// shared lock on its attach byte, so "nobody holds it" means "stale".
+/// Segments made before attach locks existed lack it and are never
+/// collected.
+pub(crate) const FLAG_ATTACHED: u32 = 2;
 const TYPE_NAME_LEN: usize = 48;
 
 /// What kind of object a segment holds.
@@ -203,7 +211,7 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    pub(crate) fn new(shape: &Shape, count: usize, data_len: usize, creator: u32) -> Header {
+    pub(crate) fn new(shape: &Shape, count: usize, data_len: usize, creator: u32, flags: u32) -> Header {
         let mut b = [0u8; DATA_OFFSET];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -215,6 +223,7 @@ impl Header {
         b[32..40].copy_from_slice(&(count as u64).to_le_bytes());
         b[40..48].copy_from_slice(&(data_len as u64).to_le_bytes());
         b[48..52].copy_from_slice(&creator.to_le_bytes());
+        b[52..56].copy_from_slice(&flags.to_le_bytes());
         b[56..64].copy_from_slice(&shape.elem.hash.to_le_bytes());
         b[64..64 + TYPE_NAME_LEN].copy_from_slice(&shape.elem.name);
         Header { bytes: b }
@@ -238,6 +247,47 @@ impl Header {
 
     pub(crate) fn state(&self) -> u32 {
         self.u32_at(STATE_OFFSET)
+    }
+
+    pub(crate) fn version(&self) -> u32 {
+        self.u32_at(8)
+    }
+
+    /// The kind, if it is one this version knows.
+    pub(crate) fn kind(&self) -> Option<Kind> {
+        Kind::from_u32(self.u32_at(16))
+    }
+
+    pub(crate) fn creator(&self) -> u32 {
+        self.u32_at(48)
+    }
+
+    pub(crate) fn flags(&self) -> u32 {
+        self.u32_at(52)
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.u64_at(32)
+    }
+
+    pub(crate) fn data_len(&self) -> u64 {
+        self.u64_at(40)
+    }
+
+    /// Whether the platform tag is this build's.
+    pub(crate) fn abi_ok(&self) -> bool {
+        self.u32_at(20) == abi_tag()
+    }
+
+    /// The element type as recorded: name, size and alignment.
+    pub(crate) fn elem_desc(&self) -> (String, u32, u32) {
+        let e = self.found_elem();
+        (e.name(), e.size, e.align)
+    }
+
+    /// The kind's name as recorded, or "unknown kind (#N)".
+    pub(crate) fn kind_name(&self) -> String {
+        self.found_kind_name()
     }
 
     fn found_elem(&self) -> TypeDesc {

@@ -1,13 +1,107 @@
 //! Shared-memory segments: named files in a shared-memory directory, or
-//! anonymous memfds, each starting with a [header](header) that says what
-//! it holds.
+//! anonymous memfds, each starting with a 128-byte header that says what it
+//! holds (kind, element type and layout, size, creator, flags); and the
+//! tools to see which segments exist and to clean up the stale ones.
 //!
-//! [`SharedMemory`] is the public raw form; the typed objects of
-//! [`sync`](crate::sync) and [`shared`](crate::shared) are built on the
-//! crate-private [`Segment`].
+//! [`SharedMemory`] is the public raw form; every typed object of
+//! [`sync`](crate::sync), [`shared`](crate::shared) and
+//! [`channel`](crate::channel) is one segment too. [`list`], [`inspect`] and
+//! [`gc`] look at a directory of named segments; the `multiproc` command-line
+//! tool is built on them.
+//!
+//! # Attached, stale, persistent
+//!
+//! Every process that has a named segment open holds a shared lock on its
+//! first byte (an open-file-description lock taken through the segment's
+//! own descriptor). The kernel drops that lock when the last descriptor
+//! goes, however the process ends, so the question "does
+//! any live process use this segment?" is answered by the kernel, not by
+//! pids written in shared memory (which a dead process cannot clear and a
+//! reused pid would fake).
+//!
+//! A segment of this crate that nobody holds is **stale**: its creator
+//! exited or was killed without calling [`unlink`] on it, as Python's
+//! `SharedMemory` leaks when a process dies before `unlink()`. [`gc`] removes
+//! stale segments; `multiproc gc` is the same from a shell. A segment
+//! created under a [`Name::persistent`] name is meant to outlive its users and
+//! is never collected. Anonymous objects are memfds and never leave anything
+//! behind.
+//!
+//! [`gc`] touches only files that are provably this crate's and this user's:
+//! a regular file owned by the caller whose header carries the crate's magic
+//! and the attach-lock flag (segments of builds from before attach locks lack
+//! it and are left alone), not marked persistent, and whose attach byte the
+//! collector can lock *exclusively*. It unlinks while holding that exclusive
+//! lock, after checking that the name still refers to the file it locked.
+//! An opener that raced with it finds, once it gets its shared lock, that its
+//! file has no name left and reports [`ShmError::NotFound`], the same as if
+//! it had come a moment later. What cannot be closed: between that last
+//! check and the `unlink`, another process could replace the name with a new
+//! file (there is no "unlink this inode" system call); it would have to do so
+//! within microseconds, and only processes of the same user can.
+//!
+//! A creator killed in the microseconds between creating the file and
+//! writing the first header bytes leaves an empty file that is not
+//! recognisably ours; it is listed as [`Status::Foreign`] and not removed.
+//!
+//! # Threat model
+//!
+//! A *peer* is any process that can write a segment: for a named segment,
+//! processes that can open its file (by default only this user's: files
+//! are created `0600`, and `open` refuses a file owned by another user
+//! unless [`Name::allow_owner`] names that user); for an anonymous object,
+//! the processes it was handed to. Peers are trusted to be *this program*,
+//! not to be correct: a peer may crash at any instruction, be `SIGKILL`ed,
+//! or run buggy or hostile code with the same mapping.
+//!
+//! What a peer with write access **can** do:
+//! - write any bytes at any time: wrong values in a [`Value`](crate::Value)
+//!   or [`Array`](crate::Array), forged or garbled messages, rewritten ring
+//!   indices or lock words. Readers get wrong data or errors
+//!   ([`ShmError::Corrupt`] on open, a channel
+//!   [`Failure`](crate::channel::Failure) or end of stream, a lock that
+//!   reports itself unusable), never undefined behaviour;
+//! - hold a lock, or keep a queue full or empty, for as long as it lives:
+//!   a call without a timeout waits as long as that lasts (as with any
+//!   lock); every blocking call has a `_timeout` or `try_` variant, and a
+//!   *dead* holder is always detected (robust mutexes, kernel-held file
+//!   locks);
+//! - remove the name of a named segment, or create a file under a name
+//!   before its rightful creator does (which then gets
+//!   [`ShmError::AlreadyExists`]);
+//! - **truncate a named segment file** while others have it mapped. This is
+//!   the limit of what a shared mapping can guarantee: the next access to a
+//!   page past the new end raises `SIGBUS` in every process that touches it,
+//!   and the crate does not install a signal handler to turn that into an
+//!   error (that would hijack the program's own signal handling and cannot
+//!   be done soundly in a library). Opening a truncated segment is an error
+//!   ([`ShmError::Corrupt`] naming the sizes). Anonymous objects are sealed
+//!   memfds (`F_SEAL_SHRINK`), which nobody can truncate: use them when
+//!   peers are not trusted this far.
+//!
+//! What it **cannot** do:
+//! - cause undefined behaviour in a reader: control blocks are atomics and
+//!   pthread mutexes (any bit pattern is a valid value), every index and
+//!   length read from shared memory is bounds-checked before use, headers
+//!   are validated once on open and never trusted again, and a mutex whose
+//!   glibc kind word was rewritten is refused before glibc dispatches on it
+//!   (a rewrite *during* a pthread call is beyond what a shared-memory lock
+//!   can defend);
+//! - make a call with a timeout wait past it, or hang a call on a peer that
+//!   died;
+//! - reach other segments or files: each object is its own file and
+//!   mapping, nothing in a segment refers outside it, names are single
+//!   file-name components, and neither the segment nor its directory is
+//!   ever opened through a symbolic link;
+//! - make [`gc`] remove anything but this user's stale segments of this
+//!   crate.
+//!
+//! Fuzz targets (`fuzz/`) and the crash torture test (`tests/torture.rs`)
+//! exercise these promises.
 
 mod error;
 pub(crate) mod header;
+mod inventory;
 mod name;
 pub(crate) mod object;
 mod shared_memory;
@@ -22,11 +116,20 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use error::ShmError;
+pub use inventory::{Details, Entry, HeaderInfo, Status, default_dir, gc, inspect, list};
 pub use name::{DEFAULT_DIR, DIR_ENV, MAX_NAME_LEN, Name};
 pub use shared_memory::SharedMemory;
 
 use crate::sys::{self, Pid, fs, memfd, mman::Mapping};
-use header::{DATA_OFFSET, Header, STATE_CREATING, STATE_OFFSET, STATE_READY, Shape};
+use header::{DATA_OFFSET, FLAG_ATTACHED, FLAG_PERSISTENT, Header, STATE_CREATING, STATE_OFFSET, STATE_READY, Shape};
+
+/// The byte of a named segment file on which every process that has it
+/// open holds a shared open-file-description lock (taken through the
+/// segment's own descriptor, so it lasts exactly as long as the mapping's
+/// descriptor, in this process and in forked children that inherited it).
+/// A segment whose byte nobody holds is not in use by any live process: see
+/// [`inventory`]. Channels lock other bytes (`channel::peers`).
+pub(crate) const ATTACH_BYTE: u64 = 0;
 
 /// How long an opener waits for a creator to finish initialising.
 ///
@@ -50,7 +153,7 @@ pub(crate) struct Segment {
 /// How a segment travels to a child process inside its start argument.
 #[derive(Serialize, Deserialize)]
 enum Token {
-    Named { dir: std::path::PathBuf, name: String },
+    Named { dir: std::path::PathBuf, name: String, owner: Option<u32> },
     Inherited { slot: u32 },
 }
 
@@ -83,6 +186,10 @@ impl Segment {
                 check_name(n)?;
                 let dir = open_dir(n)?;
                 let fd = fs::open_at(dir.as_fd(), n.as_str(), true).map_err(|e| ShmError::io(&shown, "create", e))?;
+                if let Err(e) = attach_lock(fd.as_fd(), &shown) {
+                    let _ = fs::unlink_at(dir.as_fd(), n.as_str());
+                    return Err(e);
+                }
                 (fd, Some(dir))
             }
             None => {
@@ -91,13 +198,24 @@ impl Segment {
             }
         };
         let built = (|| {
+            let flags = match &name {
+                Some(n) if n.is_persistent() => FLAG_ATTACHED | FLAG_PERSISTENT,
+                Some(_) => FLAG_ATTACHED,
+                None => 0,
+            };
+            let header = Header::new(shape, count, data_len, Pid::this().as_u32(), flags);
+            if name.is_some() {
+                // The header (still "being created") goes in first, so that a
+                // creator killed from here on leaves a file that is
+                // recognisably ours and can be collected as stale.
+                fs::write_at(fd.as_fd(), &header.bytes, 0).map_err(|e| ShmError::io(&shown, "write header", e))?;
+            }
             let total = (DATA_OFFSET + data_len) as u64;
             fs::set_len(fd.as_fd(), total).map_err(|e| ShmError::io(&shown, "set size", e))?;
             if name.is_none() {
                 memfd::seal_size(fd.as_fd()).map_err(|e| ShmError::io(&shown, "seal", e))?;
             }
             let map = Mapping::new(fd.as_fd(), DATA_OFFSET + data_len).map_err(|e| ShmError::io(&shown, "map", e))?;
-            let header = Header::new(shape, count, data_len, Pid::this().as_u32());
             // The header copy leaves the state at STATE_CREATING; the data is
             // ours until the release store publishes it.
             map.write(0, &header.bytes);
@@ -123,11 +241,21 @@ impl Segment {
         if !info.is_regular {
             return Err(ShmError::corrupt(&shown, "not a regular file"));
         }
-        if info.uid != fs::euid() {
+        if info.uid != fs::euid() && Some(info.uid) != name.allowed_owner() {
             return Err(ShmError::PermissionDenied {
                 name: shown,
-                reason: format!("owned by uid {}, not by this user (uid {})", info.uid, fs::euid()),
+                reason: format!(
+                    "owned by uid {}, not by this user (uid {}); Name::allow_owner accepts another owner",
+                    info.uid,
+                    fs::euid()
+                ),
             });
+        }
+        attach_lock(fd.as_fd(), &shown)?;
+        // A collector may have removed the name between our open and our
+        // lock (it unlinks only while holding the byte exclusively).
+        if fs::stat(fd.as_fd()).map_err(|e| ShmError::io(&shown, "stat", e))?.links == 0 {
+            return Err(ShmError::NotFound { name: shown });
         }
         Segment::attach(fd, Some(name), shape, OPEN_WAIT)
     }
@@ -207,6 +335,11 @@ impl Segment {
         Ok(Segment { map, fd, name, count })
     }
 
+    /// Bytes of data mapped after the header.
+    pub(crate) fn data_len(&self) -> usize {
+        self.map.len() - DATA_OFFSET
+    }
+
     /// Start of the data, 128-byte aligned.
     pub(crate) fn data(&self) -> *mut u8 {
         self.map.as_ptr().wrapping_add(DATA_OFFSET)
@@ -238,7 +371,9 @@ impl Segment {
     /// Serialises this segment for a child's start argument.
     pub(crate) fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let token = match &self.name {
-            Some(n) => Token::Named { dir: n.dir().to_path_buf(), name: n.as_str().to_string() },
+            Some(n) => {
+                Token::Named { dir: n.dir().to_path_buf(), name: n.as_str().to_string(), owner: n.allowed_owner() }
+            }
             None => Token::Inherited {
                 slot: transfer::export(self.fd.as_fd()).ok_or_else(|| {
                     serde::ser::Error::custom(
@@ -254,7 +389,14 @@ impl Segment {
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D, shape: &Shape) -> Result<Segment, D::Error> {
         use serde::de::Error;
         match Token::deserialize(d)? {
-            Token::Named { dir, name } => Segment::open(Name::new(name).in_dir(dir), shape).map_err(D::Error::custom),
+            Token::Named { dir, name, owner } => {
+                let n = Name::new(name).in_dir(dir);
+                let n = match owner {
+                    Some(uid) => n.allow_owner(uid),
+                    None => n,
+                };
+                Segment::open(n, shape).map_err(D::Error::custom)
+            }
             Token::Inherited { slot } => {
                 let fd = transfer::import(slot).map_err(D::Error::custom)?;
                 let ours = memfd::is_size_sealed(fd.as_fd())
@@ -267,6 +409,17 @@ impl Segment {
             }
         }
     }
+}
+
+/// Takes this process's attach lock on a named segment (see [`ATTACH_BYTE`]).
+fn attach_lock(fd: std::os::fd::BorrowedFd<'_>, shown: &str) -> Result<(), ShmError> {
+    sys::lock::lock_shared_within(fd, ATTACH_BYTE, OPEN_WAIT).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EAGAIN) {
+            ShmError::NotReady { name: shown.to_string(), waited: OPEN_WAIT }
+        } else {
+            ShmError::io(shown, "lock", e)
+        }
+    })
 }
 
 /// Opens the directory of `n`. A symbolic link there is refused (the open

@@ -40,20 +40,58 @@ pub const MAX_NAME_LEN: usize = 200;
 pub struct Name {
     name: String,
     dir: PathBuf,
+    persistent: bool,
+    owner: Option<u32>,
+}
+
+/// [`DIR_ENV`] when set and not empty, else [`DEFAULT_DIR`].
+pub(crate) fn default_dir() -> PathBuf {
+    std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()).map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from)
 }
 
 impl Name {
     /// A name in the default directory.
     pub fn new(name: impl Into<String>) -> Name {
-        let dir = std::env::var_os(DIR_ENV)
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
-        Name { name: name.into(), dir }
+        Name { name: name.into(), dir: default_dir(), persistent: false, owner: None }
     }
 
     /// The same name in another directory.
     pub fn in_dir(self, dir: impl Into<PathBuf>) -> Name {
         Name { dir: dir.into(), ..self }
+    }
+
+    /// Marks the segment created under this name as persistent: it is meant
+    /// to outlive every process attached to it (a configuration block, a
+    /// cache that a later run picks up), so [`segment::gc`](crate::segment::gc)
+    /// and `multiproc gc` never remove it. Only [`unlink`](crate::unlink)
+    /// does. Has no effect on `open`.
+    ///
+    /// Without it a named segment that no live process has open is *stale*
+    /// and may be collected; see [`segment`](crate::segment).
+    pub fn persistent(self) -> Name {
+        Name { persistent: true, ..self }
+    }
+
+    /// Also accepts, on open, a segment file owned by the user `uid`.
+    ///
+    /// By default `open` refuses a file that does not belong to this
+    /// process's effective user: another user's segment is data this user
+    /// did not write and a lock word it does not control (see the threat
+    /// model in [`segment`](crate::segment)). A service that deliberately
+    /// shares segments with one other account (and has arranged the file
+    /// mode for it) names that account here.
+    pub fn allow_owner(self, uid: u32) -> Name {
+        Name { owner: Some(uid), ..self }
+    }
+
+    /// Whether [`persistent`](Self::persistent) was asked for.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// The extra owner accepted on open, if any.
+    pub(crate) fn allowed_owner(&self) -> Option<u32> {
+        self.owner
     }
 
     /// The name, without the directory.

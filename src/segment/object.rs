@@ -25,6 +25,25 @@ use super::{Name, Segment, ShmError};
 pub(crate) unsafe trait Control: Sync + Sized {
     /// The kind recorded in the header.
     const KIND: Kind;
+
+    /// Lines for `multiproc info` (lock holders, counts), read without
+    /// locking: a snapshot for people, never for decisions. `count` is the
+    /// segment's element count.
+    fn describe(&self, _count: usize) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+}
+
+/// [`Control::describe`] of the control block of `seg`, read as a `C`;
+/// `None` when the segment is too short to hold one.
+pub(crate) fn describe<C: Control>(seg: &Segment) -> Option<Vec<(&'static str, String)>> {
+    if seg.data_len() < std::mem::size_of::<C>() || std::mem::align_of::<C>() > 128 {
+        return None;
+    }
+    // SAFETY: the mapping holds at least a `C` at its 128-byte aligned data
+    // (checked above) and lives as long as `seg`; any bit pattern is a
+    // valid `C` (trait contract), so whatever the file holds is fine.
+    Some(unsafe { &*seg.data().cast::<C>() }.describe(seg.count()))
 }
 
 /// A segment holding a `C` and `count` elements of `E`.

@@ -72,6 +72,16 @@ pub(crate) struct BarrierCtrl {
 // SAFETY: `repr(C)`: a pthread mutex (integers in an UnsafeCell) then
 // atomics; any bit pattern is valid. Alignment 8.
 unsafe impl Control for BarrierCtrl {
+    fn describe(&self, _: usize) -> Vec<(&'static str, String)> {
+        vec![
+            ("parties", self.parties.load(Ordering::Relaxed).to_string()),
+            ("waiting", self.count.load(Ordering::Relaxed).to_string()),
+            ("round", self.generation.load(Ordering::Relaxed).to_string()),
+            ("broken", (self.broken.load(Ordering::Relaxed) != 0).to_string()),
+            ("lock", self.lock.holder()),
+        ]
+    }
+
     const KIND: Kind = Kind::Barrier;
 }
 

@@ -44,6 +44,10 @@ pub(crate) struct CondCtrl {
 // SAFETY: `repr(C)`: a pthread mutex (integers in an UnsafeCell) then
 // atomics; any bit pattern is valid. Alignment 8.
 unsafe impl Control for CondCtrl {
+    fn describe(&self, _: usize) -> Vec<(&'static str, String)> {
+        vec![("lock", self.lock.holder()), ("waiters", self.waiters.load(Ordering::Relaxed).to_string())]
+    }
+
     const KIND: Kind = Kind::Condition;
 }
 

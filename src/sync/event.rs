@@ -29,6 +29,15 @@ pub(crate) struct EventCtrl {
 
 // SAFETY: `repr(C)`, atomics only; any bit pattern is valid. Alignment 4.
 unsafe impl Control for EventCtrl {
+    fn describe(&self, _: usize) -> Vec<(&'static str, String)> {
+        let word = self.word.load(Ordering::Relaxed);
+        vec![
+            ("set", (word & 1 == 1).to_string()),
+            ("times set", (word >> 1).to_string()),
+            ("waiters", self.waiters.load(Ordering::Relaxed).to_string()),
+        ]
+    }
+
     const KIND: Kind = Kind::Event;
 }
 

@@ -29,3 +29,4 @@ pub use mutex::{Lock, Mutex, MutexGuard};
 pub(crate) use mutex::{LockCtrl, init_locked, lock_timeout_with, lock_with, single_lock, try_lock_with};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};
+pub(crate) use {barrier::BarrierCtrl, condition::CondCtrl, event::EventCtrl, semaphore::SemCtrl};

@@ -26,6 +26,10 @@ pub(crate) struct LockCtrl<const KIND: u32> {
 // SAFETY: `repr(C)` around a pthread mutex (integers in an UnsafeCell);
 // alignment 8.
 unsafe impl Control for LockCtrl<{ Kind::Mutex as u32 }> {
+    fn describe(&self, _: usize) -> Vec<(&'static str, String)> {
+        vec![("lock", self.raw.holder())]
+    }
+
     const KIND: Kind = Kind::Mutex;
 }
 

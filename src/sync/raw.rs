@@ -49,6 +49,22 @@ impl RawMutex {
         self.m.get()
     }
 
+    /// A line for `multiproc info`: who holds the lock, if anyone.
+    pub(crate) fn holder(&self) -> String {
+        // SAFETY: as for `lock`: `self` is a whole mutex in a live mapping.
+        match unsafe { pthread::owner(self.ptr()) } {
+            None => "free".to_string(),
+            Some((_, true)) => "free; its last owner died holding it (recovered on next lock)".to_string(),
+            Some((tid, false)) => {
+                let alive = std::path::Path::new("/proc").join(tid.to_string()).exists();
+                format!(
+                    "held by thread {tid}{}",
+                    if alive { "" } else { " (not running: dead, or in another pid namespace)" }
+                )
+            }
+        }
+    }
+
     /// Blocks until acquired.
     #[inline]
     pub(crate) fn lock(&self) -> Locked {

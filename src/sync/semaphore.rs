@@ -38,6 +38,16 @@ pub(crate) struct SemCtrl<const KIND: u32> {
 
 // SAFETY: `repr(C)`, atomics only; any bit pattern is valid. Alignment 4.
 unsafe impl Control for SemCtrl<{ Kind::Semaphore as u32 }> {
+    /// Also used for a `BoundedSemaphore`, which has the same layout.
+    fn describe(&self, _: usize) -> Vec<(&'static str, String)> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        vec![
+            ("value", self.count.load(Ordering::Relaxed).to_string()),
+            ("bound", if limit == u32::MAX { "none".to_string() } else { limit.to_string() }),
+            ("waiters", self.waiters.load(Ordering::Relaxed).to_string()),
+        ]
+    }
+
     const KIND: Kind = Kind::Semaphore;
 }
 

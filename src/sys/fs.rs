@@ -49,6 +49,24 @@ pub(crate) struct FileInfo {
     pub(crate) size: u64,
     pub(crate) is_regular: bool,
     pub(crate) uid: u32,
+    /// Names the file has; 0 once it was unlinked.
+    pub(crate) links: u64,
+    /// Device and inode: which file this is.
+    pub(crate) id: (u64, u64),
+}
+
+impl FileInfo {
+    // The stat fields are u32 on some targets.
+    #[allow(clippy::useless_conversion)]
+    fn from_stat(st: &libc::stat) -> FileInfo {
+        FileInfo {
+            size: st.st_size as u64,
+            is_regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+            uid: st.st_uid,
+            links: u64::from(st.st_nlink),
+            id: (u64::from(st.st_dev), u64::from(st.st_ino)),
+        }
+    }
 }
 
 /// `fstat(fd)`.
@@ -58,7 +76,41 @@ pub(crate) fn stat(fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
     ret(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
     // SAFETY: fstat succeeded, so it filled in the whole structure.
     let st = unsafe { st.assume_init() };
-    Ok(FileInfo { size: st.st_size as u64, is_regular: st.st_mode & libc::S_IFMT == libc::S_IFREG, uid: st.st_uid })
+    Ok(FileInfo::from_stat(&st))
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: what the name points to now.
+pub(crate) fn stat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<FileInfo> {
+    let cname = cstring(name.as_bytes())?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `cname` is NUL-terminated, `dir` is open and `st` is writable
+    // memory for one `stat`.
+    ret(unsafe { libc::fstatat(dir.as_raw_fd(), cname.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) })?;
+    // SAFETY: fstatat succeeded, so it filled in the whole structure.
+    Ok(FileInfo::from_stat(&unsafe { st.assume_init() }))
+}
+
+/// Writes all of `buf` at `offset` (`pwrite`), retrying on EINTR.
+pub(crate) fn write_at(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &buf[done..];
+        // SAFETY: `rest` is valid for reads of `rest.len()` bytes.
+        let r = unsafe {
+            libc::pwrite(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), (offset + done as u64) as libc::off_t)
+        };
+        if r > 0 {
+            done += r as usize;
+        } else if r == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        } else {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `ftruncate(fd, len)`.

@@ -41,6 +41,34 @@ pub(crate) fn lock_shared(fd: BorrowedFd<'_>, byte: u64) -> io::Result<()> {
     ret(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl) }).map(drop)
 }
 
+/// Takes a shared lock on `byte` through `fd`'s description, retrying while
+/// an exclusive lock (a collector of stale segments, which holds it only to
+/// unlink) is in the way, for at most `wait`.
+pub(crate) fn lock_shared_within(fd: BorrowedFd<'_>, byte: u64, wait: std::time::Duration) -> io::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match lock_shared(fd, byte) {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && start.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Tries to take an exclusive lock on `byte` through `fd`'s description
+/// (which must be open for writing). `Ok(false)` when another description
+/// holds a lock on it.
+pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
+    let fl = flock_for(libc::F_WRLCK as libc::c_short, byte, 1);
+    // SAFETY: `fl` is a valid flock for the duration of the call.
+    match ret(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl) }) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether any description other than `fd`'s holds a lock on a byte of
 /// `start..start + len`.
 pub(crate) fn is_locked(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<bool> {

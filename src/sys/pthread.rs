@@ -189,6 +189,27 @@ pub(crate) unsafe fn unlock(m: *mut RawPthreadMutex) -> io::Result<()> {
     ret_pthread(unsafe { libc::pthread_mutex_unlock(m) })
 }
 
+/// Who holds the mutex at `m`, as its lock word says: the owner's thread id
+/// and whether the kernel marked the owner dead (`FUTEX_OWNER_DIED`).
+/// `None` when it is free. A robust mutex's lock word (glibc's `__lock`, at
+/// offset 0 on every target) holds the owner's TID and these flag bits; the
+/// kernel relies on that layout to recover it. Read for display only: the
+/// answer may be stale when it arrives.
+///
+/// # Safety
+///
+/// `m` must point to a whole `pthread_mutex_t` in a live mapping.
+pub(crate) unsafe fn owner(m: *mut RawPthreadMutex) -> Option<(u32, bool)> {
+    // SAFETY: the caller guarantees `m` is a whole mutex, which is 4-byte
+    // aligned; other processes change the word, hence the atomic load.
+    let word = unsafe { (*m.cast::<AtomicI32>()).load(Ordering::Relaxed) } as u32;
+    // The kernel's robust-futex ABI (linux/futex.h).
+    const OWNER_DIED: u32 = 0x4000_0000;
+    const TID_MASK: u32 = 0x3fff_ffff;
+    let (tid, died) = (word & TID_MASK, word & OWNER_DIED != 0);
+    (tid != 0 || died).then_some((tid, died))
+}
+
 /// Converts an [`Instant`] into an absolute CLOCK_MONOTONIC timespec.
 ///
 /// `Instant` is CLOCK_MONOTONIC on Linux, but opaque; we measure the distance
