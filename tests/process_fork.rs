@@ -113,6 +113,37 @@ fn fork_is_refused_when_another_thread_exists() {
     assert_eq!(join(&mut p), 0);
 }
 
+/// Forked child: keeps its inherited copy of the mutex until killed.
+fn hold_inherited(m: multiproc::Mutex<u32>) {
+    let _keep = m;
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+fn fork_child_keeps_a_named_segment_attached() {
+    use multiproc::segment::{self, Status};
+    let dir = std::env::temp_dir().join(format!("multiproc-fork-attach-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = || segment::list(&dir).unwrap().into_iter().find(|e| e.name.as_str() == "m").map(|e| e.status());
+    let run = || {
+        let m = multiproc::Mutex::create(multiproc::Name::new("m").in_dir(&dir), 0u32).unwrap();
+        let mut p = fork(hold_inherited, m.clone());
+        p.start().unwrap();
+        drop(m);
+        // The child shares the parent's open file description, and so its
+        // attach lock: the segment is in use until the child is gone too.
+        assert_eq!(status(), Some(Status::Attached));
+        p.kill().unwrap();
+        assert_eq!(join(&mut p), -9);
+        assert_eq!(status(), Some(Status::Stale));
+        assert_eq!(segment::gc(&dir, false).unwrap().len(), 1);
+    };
+    let r = catch_unwind(AssertUnwindSafe(run));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
+}
+
 fn main() {
     let checks: &[(&str, fn())] = &[
         ("fork_target_returning_exits_zero", fork_target_returning_exits_zero),
@@ -123,6 +154,7 @@ fn main() {
         ("fork_child_writes_anonymous_shared_memory", fork_child_writes_anonymous_shared_memory),
         ("fork_starting_twice_is_an_error", fork_starting_twice_is_an_error),
         ("fork_is_refused_when_another_thread_exists", fork_is_refused_when_another_thread_exists),
+        ("fork_child_keeps_a_named_segment_attached", fork_child_keeps_a_named_segment_attached),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, check) in checks {

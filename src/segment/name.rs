@@ -36,7 +36,10 @@ pub const MAX_NAME_LEN: usize = 200;
 /// assert_eq!(n.as_str(), "jobs");
 /// assert_eq!(n.dir(), std::path::Path::new("/tmp"));
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// A `Name` is `Serialize`/`Deserialize`, so it can be handed to a child
+/// process in its start argument.
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Name {
     name: String,
     dir: PathBuf,
