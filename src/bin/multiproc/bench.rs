@@ -275,6 +275,7 @@ fn cpus() -> usize {
 /// CPU time counters at one moment, from `/proc`, in clock ticks (the
 /// kernel's `USER_HZ`, 100 on Linux for these files).
 struct Load {
+    /// When the sample was taken.
     at: Instant,
     /// Busy time of the whole machine (user, nice, system, irq, softirq).
     busy: u64,

@@ -32,7 +32,8 @@ impl Out {
         let msg = message(err, segment);
         eprintln!("multiproc: {msg}");
         if self.json {
-            self.line(&Json::object([("error", error_json(err, &msg))]));
+            let body = Json::object([("kind", Json::str(error_kind(err))), ("message", Json::str(&msg))]);
+            self.line(&Json::object([("error", body)]));
         }
         FAILED
     }
@@ -64,11 +65,11 @@ pub fn message(err: &ShmError, segment: Option<&Name>) -> String {
     }
 }
 
-/// `{"kind": …, "message": …}` for `err`: `kind` is `not_found`,
-/// `permission_denied`, `invalid_name`, `corrupt`, `mismatch`, `not_ready`,
-/// `io` or `other`.
-fn error_json(err: &ShmError, msg: &str) -> Json {
-    let kind = match err {
+/// The `kind` of `err` in JSON output: `not_found`, `permission_denied`,
+/// `invalid_name`, `corrupt`, `mismatch`, `not_ready`, `io` or `other`
+/// (`rm` adds `not_a_segment`).
+fn error_kind(err: &ShmError) -> &'static str {
+    match err {
         ShmError::NotFound { .. } => "not_found",
         ShmError::PermissionDenied { .. } => "permission_denied",
         ShmError::InvalidName { .. } => "invalid_name",
@@ -77,8 +78,12 @@ fn error_json(err: &ShmError, msg: &str) -> Json {
         ShmError::NotReady { .. } => "not_ready",
         ShmError::Io { .. } => "io",
         _ => "other",
-    };
-    Json::object([("kind", Json::str(kind)), ("message", Json::str(msg))])
+    }
+}
+
+/// The kind and message of an error about segment `name`.
+fn error_pair(err: &ShmError, name: &Name) -> (&'static str, String) {
+    (error_kind(err), message(err, Some(name)))
 }
 
 /// The segment an operand names: a file name in `dir`, or a path
@@ -208,7 +213,7 @@ pub fn info(out: &mut Out, dir: &Path, arg: &str) -> u8 {
         ("name".into(), e.name.as_str().into()),
         ("path".into(), e.name.path().display().to_string()),
         ("status".into(), status_line(e)),
-        ("size".into(), format!("{} bytes ({})", e.size, bytes(e.size))),
+        ("size".into(), if e.size < 1024 { bytes(e.size) } else { format!("{} bytes ({})", e.size, bytes(e.size)) }),
         ("owner uid".into(), e.uid.to_string()),
     ];
     if let Some(h) = &e.header {
@@ -262,17 +267,16 @@ pub fn rm(out: &mut Out, dir: &Path, args: &[String]) -> u8 {
     let (mut removed, mut errors) = (Vec::new(), Vec::new());
     for arg in args {
         let name = resolve(arg, dir);
-        let outcome = segment::inspect(name.clone()).and_then(|d| {
-            if d.entry.header.is_none() {
-                if let Some(why) = not_ours(&name.path()) {
-                    return Err(ShmError::Corrupt {
-                        name: name.to_string(),
-                        reason: format!("{why}, so it was not removed (use rm(1) if it really should go)"),
-                    });
-                }
-            }
-            multiproc::unlink(name.clone()).map(|()| d.entry)
-        });
+        let outcome = match segment::inspect(name.clone()) {
+            Ok(d) => match d.entry.header.as_ref().map_or_else(|| not_ours(&name.path()), |_| None) {
+                Some(why) => Err((
+                    "not_a_segment",
+                    format!("{name}: {why}, so it was not removed (use rm(1) if it really should go)"),
+                )),
+                None => multiproc::unlink(name.clone()).map(|()| d.entry).map_err(|e| error_pair(&e, &name)),
+            },
+            Err(e) => Err(error_pair(&e, &name)),
+        };
         match outcome {
             Ok(e) => {
                 if !out.json {
@@ -281,10 +285,10 @@ pub fn rm(out: &mut Out, dir: &Path, args: &[String]) -> u8 {
                 }
                 removed.push(entry_json(&e));
             }
-            Err(e) => {
-                let msg = message(&e, Some(&name));
+            Err((kind, msg)) => {
                 eprintln!("multiproc: {msg}");
-                errors.push(Json::object([("name", Json::str(arg)), ("error", error_json(&e, &msg))]));
+                let error = Json::object([("kind", Json::str(kind)), ("message", Json::str(msg))]);
+                errors.push(Json::object([("name", Json::str(arg)), ("error", error)]));
                 code = FAILED;
             }
         }
