@@ -19,20 +19,22 @@ multiproc: list, inspect and clean up multiproc shared-memory segments; benchmar
 Usage: multiproc [--dir DIR] [--json] COMMAND
 
 Commands:
-  ls               list the segments in DIR: name, kind, size, creator pid, status
+  ls               list the segments in DIR: name, kind, size, creator pid,
+                   status
   info NAME        one segment: header, type layout, ring occupancy, lock holder
-  rm NAME...       remove segments (processes that have one open keep their mapping)
+  rm NAME...       remove segments (a process that has one open keeps using it;
+                   files that are not multiproc segments are refused)
   gc [--dry-run]   remove the stale segments (--dry-run: only list them)
   bench [--quick] [--time SECS] [--rounds N]
                    measure multiproc against its peers on this machine, in one
-                   run, and print one table (about 12 s; --quick about 3 s)
+                   run, and print one table (10 to 20 s; --quick about 3 s)
   help             show this text
 
 Options:
-  --dir DIR        the shared-memory directory (default: $MULTIPROC_DIR, else /dev/shm)
+  --dir DIR        the segment directory (default: $MULTIPROC_DIR, or /dev/shm)
   --json           print one JSON value on stdout instead of text
-  --time SECS      bench: measured time per case, all rounds together (default 1)
-  --rounds N       bench: rounds; each case's figure is its median (default 5)
+  --time SECS      bench: time per case, all rounds together (default 1)
+  --rounds N       bench: rounds; a case's figure is its median (default 5)
   -h, --help       show this text
   -V, --version    show the version
 
