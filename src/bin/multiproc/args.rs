@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// The text of `multiproc --help`.
 pub const USAGE: &str = "\
-multiproc: list, inspect and clean up multiproc shared-memory segments; benchmark
+multiproc: list, inspect and clean up shared-memory segments; benchmark
 
 Usage: multiproc [--dir DIR] [--json] COMMAND
 
