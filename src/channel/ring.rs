@@ -28,7 +28,10 @@
 //!
 //! A producer killed mid-write never moved `tail`: its half-written record
 //! is invisible and overwritten by the next producer, who finds `send_lock`
-//! with [`Locked::OwnerDied`] and simply carries on. A consumer killed
+//! with [`Locked::OwnerDied`]. One killed after publishing a header but
+//! before moving `tail` left a message that consumers can see: the next
+//! holder of `send_lock` steps `tail` over it first
+//! ([`Ring::repair_tail`]), so it is delivered once, not overwritten. A consumer killed
 //! mid-read never moved `head`: the next consumer reads the same record
 //! again (it was never delivered). Large messages travel as several chunks
 //! (`FIRST`, `MIDDLE`…, `LAST`) under one hold of `send_lock`; a stream whose
@@ -187,10 +190,22 @@ impl Drop for Held<'_> {
     }
 }
 
+/// Takes `lock`; the flag says whether its previous owner died holding it.
+fn acquire_noting(lock: &RawMutex, deadline: Option<Instant>, try_only: bool) -> Result<(Held<'_>, bool), Stop> {
+    let got = if try_only { lock.try_lock_briefly() } else { lock.lock_until(deadline) };
+    match got {
+        Locked::Yes => Ok((Held(lock), false)),
+        Locked::OwnerDied => Ok((Held(lock), true)),
+        Locked::Busy => Err(Stop::Timeout),
+        Locked::Unusable(e) => Err(Stop::Broken(format!("channel lock unusable: {e}"))),
+    }
+}
+
+/// Takes `recv_lock`. A consumer that died holding it never moved `head`,
+/// so there is nothing to repair: the next consumer reads the same record.
 fn acquire(lock: &RawMutex, deadline: Option<Instant>, try_only: bool) -> Result<Held<'_>, Stop> {
     let got = if try_only { lock.try_lock_briefly() } else { lock.lock_until(deadline) };
     match got {
-        // A dead holder left nothing half-published (see the module docs).
         Locked::Yes | Locked::OwnerDied => Ok(Held(lock)),
         Locked::Busy => Err(Stop::Timeout),
         Locked::Unusable(e) => Err(Stop::Broken(format!("channel lock unusable: {e}"))),
@@ -259,6 +274,39 @@ impl<'a> Ring<'a> {
 
     pub(crate) fn status(&self) -> &Status {
         &self.ctrl.status.0
+    }
+
+    /// Takes `send_lock`, repairing `tail` if its previous owner died.
+    fn acquire_send(&self, deadline: Option<Instant>, try_only: bool) -> Result<Held<'a>, Stop> {
+        let (held, died) = acquire_noting(&self.ctrl.send_lock.0, deadline, try_only)?;
+        if died {
+            self.repair_tail()?;
+        }
+        Ok(held)
+    }
+
+    /// After a producer died holding `send_lock`: a record (and the padding
+    /// in front of it) whose header it published before it could move
+    /// `tail` is stepped over, so that the next record is not written over
+    /// a message a consumer may already be reading. Every publish zeroes the
+    /// header slot at its new `tail` first, so in a ring nobody died in, the
+    /// slot at `tail` is always empty and this does nothing.
+    fn repair_tail(&self) -> Result<(), Stop> {
+        let p = self.prod();
+        let start = p.tail.load(Ordering::Relaxed);
+        let head = self.cons().head.load(Ordering::Acquire);
+        self.used(head, start)?;
+        let mut tail = start;
+        while let Some(rec) = self.peek(tail)? {
+            tail += Record::size(rec.len);
+            // A published record is within the capacity of `head`; a peer
+            // that wrote headers all round the ring is not believed.
+            self.used(head, tail)?;
+        }
+        if tail != start {
+            p.tail.store(tail, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn prod(&self) -> &Producer {
@@ -486,7 +534,7 @@ impl<'a> Ring<'a> {
         try_only: bool,
         readers_gone: Gone<'_>,
     ) -> Result<(), Stop> {
-        let _held = acquire(&self.ctrl.send_lock.0, deadline, try_only)?;
+        let _held = self.acquire_send(deadline, try_only)?;
         let max = self.max_chunk();
         if msg.len() <= max {
             let place = self.room(msg.len() as u64, deadline, try_only, readers_gone)?;
@@ -523,7 +571,7 @@ impl<'a> Ring<'a> {
         if len > self.max_chunk() {
             return Err(Stop::TooLarge(self.max_chunk()));
         }
-        let held = acquire(&self.ctrl.send_lock.0, deadline, try_only)?;
+        let held = self.acquire_send(deadline, try_only)?;
         let place = self.room(len as u64, deadline, try_only, readers_gone)?;
         Ok(Slot { ring: self, place, len, _held: held })
     }
@@ -618,7 +666,7 @@ impl<'a> Ring<'a> {
     /// Whether the producer of an unfinished stream is gone (dead, or gave
     /// up at a deadline): `send_lock` is free and nothing more was published.
     fn stream_abandoned(&self) -> Result<bool, Stop> {
-        match acquire(&self.ctrl.send_lock.0, None, true) {
+        match self.acquire_send(None, true) {
             Ok(_held) => Ok(!self.has_data()),
             Err(Stop::Timeout) => Ok(false),
             Err(e) => Err(e),
@@ -774,5 +822,118 @@ impl View<'_> {
 impl Drop for View<'_> {
     fn drop(&mut self) {
         self.ring.advance(self.head, &Record { kind: FULL, len: self.len as u64 }, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring in private, zeroed, 128-byte aligned memory.
+    struct Owned {
+        mem: *mut u8,
+        layout: std::alloc::Layout,
+    }
+
+    const CAP: usize = MIN_CAPACITY;
+
+    impl Owned {
+        fn new() -> Owned {
+            let size = std::mem::size_of::<RingCtrl>().next_multiple_of(128) + CAP;
+            let layout = std::alloc::Layout::from_size_align(size, 128).unwrap();
+            // SAFETY: a non-zero size.
+            let mem = unsafe { std::alloc::alloc_zeroed(layout) };
+            assert!(!mem.is_null());
+            RingCtrl::init(mem.cast()).unwrap();
+            Owned { mem, layout }
+        }
+
+        fn ring(&self) -> Ring<'_> {
+            let data = self.mem.wrapping_add(std::mem::size_of::<RingCtrl>().next_multiple_of(128));
+            // SAFETY: the block holds an initialised RingCtrl followed by CAP
+            // bytes that only this ring uses; both live as long as `self`.
+            unsafe { Ring::new(&*self.mem.cast::<RingCtrl>(), data, CAP) }
+        }
+    }
+
+    // SAFETY: the block is shared only through `Ring`, whose control block is
+    // atomics and locks and whose bytes are handed out under those locks,
+    // as between processes.
+    unsafe impl Sync for Owned {}
+
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `new` with this layout.
+            unsafe { std::alloc::dealloc(self.mem, self.layout) };
+        }
+    }
+
+    fn never_gone(_: bool) -> bool {
+        false
+    }
+
+    /// A producer that dies after its header became visible but before it
+    /// moved `tail`: the message is delivered once, and the next send does
+    /// not overwrite it.
+    #[test]
+    fn a_record_published_by_a_producer_that_died_before_moving_tail_is_kept() {
+        let owned = Owned::new();
+        let ring = owned.ring();
+        ring.send(b"first", None, false, &never_gone).unwrap();
+        // The dying producer: holds send_lock, publishes everything but the
+        // tail, and its thread ends without unlocking (a robust mutex then
+        // reports the owner dead to the next locker, as for a dead process).
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ring = owned.ring();
+                let Locked::Yes = ring.ctrl.send_lock.0.lock() else { panic!("lock") };
+                let place = ring.room(6, None, false, &never_gone).unwrap();
+                let tail = ring.prod().tail.load(Ordering::Relaxed);
+                // SAFETY: `room` reserved these bytes, and we hold send_lock.
+                unsafe { std::ptr::copy_nonoverlapping(b"second".as_ptr(), ring.at(place.pos).add(8), 6) };
+                ring.publish(place, FULL, 6);
+                ring.prod().tail.store(tail, Ordering::Relaxed); // "died" before this store
+            });
+        });
+        ring.send(b"third", None, false, &never_gone).unwrap();
+        let mut out = Vec::new();
+        for want in [&b"first"[..], b"second", b"third"] {
+            ring.recv(&mut out, None, true, &never_gone).unwrap();
+            assert_eq!(out, want);
+        }
+        assert!(matches!(ring.recv(&mut out, None, true, &never_gone), Err(Stop::Timeout)));
+    }
+
+    /// The same death after a padding record and the record behind it.
+    #[test]
+    fn a_padded_record_of_a_producer_that_died_before_moving_tail_is_kept() {
+        let owned = Owned::new();
+        let ring = owned.ring();
+        let mut out = Vec::new();
+        // Move near the end of the buffer, so the next record wraps.
+        let filler = vec![7u8; CAP / 2 - 64];
+        for _ in 0..2 {
+            ring.send(&filler, None, false, &never_gone).unwrap();
+            ring.recv(&mut out, None, true, &never_gone).unwrap();
+        }
+        let big = vec![9u8; CAP / 2 - 8];
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ring = owned.ring();
+                let Locked::Yes = ring.ctrl.send_lock.0.lock() else { panic!("lock") };
+                let place = ring.room(big.len() as u64, None, false, &never_gone).unwrap();
+                assert!(place.pad.is_some(), "the test needs a wrapping record");
+                let tail = ring.prod().tail.load(Ordering::Relaxed);
+                // SAFETY: as above.
+                unsafe { std::ptr::copy_nonoverlapping(big.as_ptr(), ring.at(place.pos).add(8), big.len()) };
+                ring.publish(place, FULL, big.len() as u64);
+                ring.prod().tail.store(tail, Ordering::Relaxed);
+            });
+        });
+        ring.send(b"after", None, false, &never_gone).unwrap();
+        ring.recv(&mut out, None, true, &never_gone).unwrap();
+        assert_eq!(out, big);
+        ring.recv(&mut out, None, true, &never_gone).unwrap();
+        assert_eq!(out, b"after");
     }
 }
