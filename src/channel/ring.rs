@@ -331,12 +331,22 @@ impl<'a> Ring<'a> {
     }
 
     /// The header word at `pos`.
+    ///
+    /// Positions are multiples of 8 (records are padded to 8), but `head`
+    /// and `tail` come from shared memory, and not every path checks them
+    /// with `used` before looking at the word there (`has_data` cannot, and
+    /// a producer whose cached `head` says there is room does not): so the
+    /// position is rounded down to a multiple of 8 here. A misaligned index
+    /// is corrupt; [`peek`](Self::peek) and [`room`](Self::room) report it.
+    /// (Found by the `open_segment` fuzz target: a misaligned `head` made
+    /// `is_empty` dereference a misaligned `AtomicU64`.)
     fn word(&self, pos: u64) -> &AtomicU64 {
-        // SAFETY: positions are multiples of 8 (records are padded to 8, and
-        // `used` rejects other indices), the buffer is 128-byte aligned and
-        // `cap` bytes long, so the word is in bounds and aligned; it lives as
-        // long as the mapping (`'a`). Any bit pattern is a valid u64.
-        unsafe { &*self.at(pos).cast::<AtomicU64>() }
+        // SAFETY: `pos & !7` is a multiple of 8 and `at` keeps it below
+        // `cap` (a power of two, at least 4096, so a multiple of 8); the
+        // buffer is 64-byte aligned and `cap` bytes long, so the word is in
+        // bounds and aligned; it lives as long as the mapping (`'a`). Any bit
+        // pattern is a valid u64.
+        unsafe { &*self.at(pos & !7).cast::<AtomicU64>() }
     }
 
     fn lap(&self, pos: u64) -> u64 {
@@ -434,6 +444,9 @@ impl<'a> Ring<'a> {
     fn room(&self, len: u64, deadline: Option<Instant>, try_only: bool, readers_gone: Gone<'_>) -> Result<Place, Stop> {
         let size = Record::size(len);
         let tail = self.prod().tail.load(Ordering::Relaxed);
+        if tail % 8 != 0 {
+            return Err(Stop::Broken(format!("corrupt ring index {tail}: not a multiple of 8")));
+        }
         let need = self.need(tail, size);
         loop {
             if self.is_closed() {
@@ -580,6 +593,9 @@ impl<'a> Ring<'a> {
 
     /// The record published at `head`, if any, checked before use.
     fn peek(&self, head: u64) -> Result<Option<Record>, Stop> {
+        if head % 8 != 0 {
+            return Err(Stop::Broken(format!("corrupt ring index {head}: not a multiple of 8")));
+        }
         let word = self.word(head).load(Ordering::Acquire);
         if word == 0 {
             return Ok(None);
