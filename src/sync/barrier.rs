@@ -179,10 +179,21 @@ impl Drop for Held<'_> {
     }
 }
 
+/// How long [`Barrier::abort`] and [`Barrier::reset`] wait for the
+/// barrier's lock. Parties hold it for a few instructions; one held longer
+/// belongs to a stopped process or is corrupt memory (a lock word a hostile
+/// peer wrote, naming a thread that will never let go), and those calls then
+/// break the barrier without the lock instead of waiting forever. (Found by
+/// the `open_segment` fuzz target, which runs with a grace of 2 ms so that
+/// such inputs are not a second each; the path is the same.)
+#[allow(unexpected_cfgs)] // `cargo fuzz` sets it; Cargo.toml does not declare it
+const HOLD_GRACE: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } else { Duration::from_secs(1) };
+
 impl BarrierCtrl {
-    /// Locks the state; the flag says its previous owner died holding it.
-    fn hold(&self) -> Result<(Held<'_>, bool), BrokenBarrierError> {
-        match self.lock.lock() {
+    /// Locks the state, waiting until `deadline` at most (`None`: forever);
+    /// the flag says its previous owner died holding it.
+    fn hold(&self, deadline: Option<Instant>) -> Result<(Held<'_>, bool), BrokenBarrierError> {
+        match self.lock.lock_until(deadline) {
             Locked::Yes => Ok((Held(self), false)),
             Locked::OwnerDied => Ok((Held(self), true)),
             Locked::Busy => Err(BrokenBarrierError { cause: BrokenCause::Unusable, os_error: Some(libc::EBUSY) }),
@@ -245,9 +256,32 @@ impl BarrierCtrl {
         !alive(s.pid.load(Ordering::Relaxed), s.ns.load(Ordering::Relaxed), s.start.load(Ordering::Relaxed), me)
     }
 
+    /// Breaks the barrier, unless it is broken already, without holding its
+    /// lock (which is unusable, or was not had in time), so that the other
+    /// parties see it too.
+    fn break_unlocked(&self, cause: BrokenCause) {
+        let _ = self.broken.compare_exchange(0, encode(cause), Ordering::Relaxed, Ordering::Relaxed);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    /// [`hold`](Self::hold) for a waiting party: a lock still busy at
+    /// `deadline` is the party's timeout, which breaks the barrier (as a
+    /// timeout does once the lock is had) instead of waiting past it.
+    fn hold_for_wait(&self, deadline: Option<Instant>) -> Result<(Held<'_>, bool), BrokenBarrierError> {
+        match self.hold(deadline) {
+            // `lock_until` is busy only once the deadline has passed.
+            Err(e) if e.os_error == Some(libc::EBUSY) => {
+                self.break_unlocked(BrokenCause::TimedOut);
+                Err(broken(BrokenCause::TimedOut))
+            }
+            other => other,
+        }
+    }
+
     fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, BrokenBarrierError> {
         let me = identity();
-        let (held, died) = self.hold()?;
+        let (held, died) = self.hold_for_wait(deadline)?;
         if let Some(cause) = self.cause() {
             return Err(broken(cause));
         }
@@ -288,7 +322,7 @@ impl BarrierCtrl {
                 (d, c) => d.or(c),
             };
             let woken = wait::wait(&self.seq, seen, &self.waiters, until);
-            let (held, died) = self.hold()?;
+            let (held, died) = self.hold_for_wait(deadline)?;
             let now = self.generation.load(Ordering::Relaxed);
             if now != round {
                 if now.wrapping_sub(round) > WINDOW {
@@ -474,18 +508,16 @@ impl Barrier {
     /// [`reset`](Self::reset). Does nothing if it is broken already.
     pub fn abort(&self) {
         let c = self.obj.ctrl();
-        match c.hold() {
+        match c.hold(deadline(HOLD_GRACE)) {
             Ok((held, _)) => {
                 c.break_with(BrokenCause::Aborted);
                 drop(held);
+                c.wake_all();
             }
-            Err(_) => {
-                // The lock is unusable: break it without the lock.
-                c.broken.store(encode(BrokenCause::Unusable), Ordering::Relaxed);
-                c.seq.fetch_add(1, Ordering::SeqCst);
-            }
+            // The lock is unusable (or held past HOLD_GRACE): break it
+            // without the lock.
+            Err(_) => c.break_unlocked(BrokenCause::Unusable),
         }
-        c.wake_all();
     }
 
     /// Returns the barrier to its initial state: not broken, nobody
@@ -498,10 +530,9 @@ impl Barrier {
     pub fn reset(&self) {
         let c = self.obj.ctrl();
         // A dead previous owner is what a reset repairs: go on regardless.
-        let Ok((held, _)) = c.hold() else {
-            c.broken.store(encode(BrokenCause::Unusable), Ordering::Relaxed);
-            c.seq.fetch_add(1, Ordering::SeqCst);
-            c.wake_all();
+        // A lock unusable or held past HOLD_GRACE cannot be reset.
+        let Ok((held, _)) = c.hold(deadline(HOLD_GRACE)) else {
+            c.break_unlocked(BrokenCause::Unusable);
             return;
         };
         if c.count.load(Ordering::Relaxed) != 0 || c.cause().is_some() {
