@@ -23,7 +23,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use multiproc::{Array, Mutex, Name, SharedMemory, ShmError, Value};
+use multiproc::{
+    Array, Barrier, BoundedSemaphore, Condition, Event, JoinableQueue, Mutex, Name, Queue, RLock, Semaphore,
+    SharedMemory, ShmError, SimpleQueue, Value,
+};
 
 #[path = "../fuzz/common/open_segment.rs"]
 #[allow(dead_code)]
@@ -162,6 +165,15 @@ const SEEDS: &[(&str, &str)] = &[
     ("array-u8", "Array<u8>"),
     ("array-u32", "Array<u32>"),
     ("array-u64", "Array<u64>"),
+    ("rlock", "RLock"),
+    ("semaphore", "Semaphore"),
+    ("bounded-semaphore", "BoundedSemaphore"),
+    ("event", "Event"),
+    ("condition", "Condition"),
+    ("barrier", "Barrier"),
+    ("queue", "Queue"),
+    ("simple-queue", "SimpleQueue"),
+    ("joinable-queue", "JoinableQueue"),
 ];
 
 // ---------------------------------------------------------------------------
@@ -240,6 +252,73 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         ("valid-array-u64-0".to_string(), made(|n| b(Array::<u64>::create(n, &[])))),
         ("valid-array-u64-4".to_string(), made(|n| b(Array::create(n, &[1u64, 2, 3, 4])))),
     ];
+    let rlock_held = {
+        // Copied while held twice by this thread (a count of 2).
+        let dir = PrivateDir::new("seed");
+        let name = Name::new("seed").in_dir(dir.path());
+        let r = RLock::create(&name).unwrap();
+        r.acquire().unwrap();
+        r.acquire().unwrap();
+        let bytes = std::fs::read(name.path()).unwrap();
+        r.release().unwrap();
+        r.release().unwrap();
+        bytes
+    };
+    let queue_with = made(|n| {
+        let q: Queue<Vec<u8>> = Queue::create(n, 4096)?;
+        q.try_put(vec![1, 2, 3]).unwrap();
+        q.try_put(Vec::new()).unwrap();
+        q.try_put(vec![9; 100]).unwrap();
+        b(Ok(q))
+    });
+    let queue_wrapped = made(|n| {
+        // Records across the end of the buffer (a padding record), and a
+        // message streamed in two chunks.
+        // (`try_` calls: a mistake here fails instead of waiting forever.)
+        let q: Queue<Vec<u8>> = Queue::create(n, 4096)?;
+        for len in [1500, 1500, 1200] {
+            q.try_put(vec![1; len]).unwrap();
+            q.try_get().unwrap();
+        }
+        q.try_put(vec![4; 2100]).unwrap();
+        q.try_put(vec![5; 100]).unwrap();
+        b(Ok(q))
+    });
+    seeds.extend([
+        ("valid-rlock".to_string(), made(|n| b(RLock::create(n)))),
+        ("valid-rlock-held".to_string(), rlock_held),
+        ("valid-semaphore-3".to_string(), made(|n| b(Semaphore::create(n, 3)))),
+        ("valid-semaphore-0".to_string(), made(|n| b(Semaphore::create(n, 0)))),
+        ("valid-bounded-semaphore-2".to_string(), made(|n| b(BoundedSemaphore::create(n, 2)))),
+        ("valid-event".to_string(), made(|n| b(Event::create(n)))),
+        (
+            "valid-event-set".to_string(),
+            made(|n| {
+                let e = Event::create(n)?;
+                e.set();
+                b(Ok(e))
+            }),
+        ),
+        ("valid-condition".to_string(), made(|n| b(Condition::create(n)))),
+        ("valid-barrier-1".to_string(), made(|n| b(Barrier::create(n, 1)))),
+        ("valid-barrier-3".to_string(), made(|n| b(Barrier::create(n, 3)))),
+        ("valid-queue-empty".to_string(), made(|n| b(Queue::<Vec<u8>>::create(n, 4096)))),
+        ("valid-queue-messages".to_string(), queue_with),
+        ("valid-queue-wrapped".to_string(), queue_wrapped),
+        ("valid-simple-queue".to_string(), made(|n| b(SimpleQueue::<u32>::create(n, 4096)))),
+        (
+            "valid-joinable-queue".to_string(),
+            made(|n| {
+                let q: JoinableQueue<Vec<u8>> = JoinableQueue::create(n, 8192)?;
+                q.try_put(vec![5; 20]).unwrap();
+                q.try_put(vec![6; 20]).unwrap();
+                q.try_get().unwrap();
+                q.task_done().unwrap();
+                b(Ok(q))
+            }),
+        ),
+    ]);
+
     // The previous owner died holding it (glibc: FUTEX_OWNER_DIED in the
     // lock word, the first word of the mutex).
     let mut died = mutex_held.clone();

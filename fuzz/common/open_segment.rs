@@ -16,7 +16,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use multiproc::{Array, LockTimeoutError, Mutex, MutexGuard, Name, SharedMemory, ShmError, TryLockError, Value};
+use multiproc::{
+    Array, Barrier, BoundedSemaphore, Condition, ConditionWaitError, Event, JoinableQueue, LockTimeoutError, Mutex,
+    MutexGuard, Name, Queue, RLock, Semaphore, SharedMemory, ShmError, SimpleQueue, TryLockError, Value,
+};
 
 /// The file name every input is written to, inside its private directory.
 pub const FILE: &str = "x";
@@ -50,6 +53,15 @@ pub const KINDS: &[Kind] = &[
     Kind { name: "Array<u8>", run: array::<u8> },
     Kind { name: "Array<u32>", run: array::<u32> },
     Kind { name: "Array<u64>", run: array::<u64> },
+    Kind { name: "RLock", run: rlock },
+    Kind { name: "Semaphore", run: semaphore },
+    Kind { name: "BoundedSemaphore", run: bounded_semaphore },
+    Kind { name: "Event", run: event },
+    Kind { name: "Condition", run: condition },
+    Kind { name: "Barrier", run: barrier },
+    Kind { name: "Queue", run: queue },
+    Kind { name: "SimpleQueue", run: simple_queue },
+    Kind { name: "JoinableQueue", run: joinable_queue },
 ];
 
 /// Writes `data` as the file [`FILE`] in `dir` (replacing any previous one)
@@ -251,3 +263,141 @@ fn array<T: bytemuck::Pod>(name: &Name, file_len: u64, lock: bool) -> Result<Str
     }
     Ok(format!("Array of {len}: try_lock {tried}, lock_timeout {timed}"))
 }
+
+fn rlock(name: &Name, _file_len: u64, _lock: bool) -> Result<String, ShmError> {
+    let r = RLock::open(name)?;
+    // Twice: the second acquire is recursive when the first one took it.
+    let first = r.try_acquire();
+    let tried = describe_try(&first);
+    let got_first = matches!(first, Ok(()) | Err(TryLockError::OwnerDied(())));
+    let second = r.acquire_timeout(LOCK_WAIT);
+    let timed = describe_timed(&second);
+    let got_second = matches!(second, Ok(()) | Err(LockTimeoutError::OwnerDied(())));
+    let mut released = 0;
+    for got in [got_first, got_second] {
+        if got {
+            r.release().unwrap_or_else(|e| panic!("RLock: release after a successful acquire: {e}"));
+            released += 1;
+        }
+    }
+    // One release more than was acquired: an error, unless the bytes said
+    // this very thread held it already (wrong data, which is allowed).
+    let extra = r.release();
+    if let Some(g) = try_guard(r.try_lock()) {
+        drop(g);
+    }
+    Ok(format!("RLock: try_acquire {tried}, acquire_timeout {timed}, {released} releases, then {extra:?}"))
+}
+
+macro_rules! semaphore_fn {
+    ($f:ident, $ty:ident) => {
+        fn $f(name: &Name, _file_len: u64, _lock: bool) -> Result<String, ShmError> {
+            let s = $ty::open(name)?;
+            let (value, limit) = (s.value(), s.limit());
+            let took = s.try_acquire();
+            let timed = s.acquire_timeout(LOCK_WAIT);
+            let released = s.release();
+            let again = s.release();
+            Ok(format!(
+                "{}: value {value}, limit {limit}, try_acquire {took}, acquire_timeout {timed}, \
+                 release {released:?} then {again:?}, now {}",
+                stringify!($ty),
+                s.value()
+            ))
+        }
+    };
+}
+semaphore_fn!(semaphore, Semaphore);
+semaphore_fn!(bounded_semaphore, BoundedSemaphore);
+
+fn event(name: &Name, _file_len: u64, _lock: bool) -> Result<String, ShmError> {
+    let e = Event::open(name)?;
+    let was = e.is_set();
+    let waited = e.wait_timeout(LOCK_WAIT);
+    e.set();
+    assert!(e.is_set(), "Event: not set after set()");
+    assert!(e.wait_timeout(LOCK_WAIT), "Event: wait_timeout on a set event timed out");
+    e.clear();
+    assert!(!e.is_set(), "Event: set after clear()");
+    let after = e.wait_timeout(LOCK_WAIT);
+    assert!(!after, "Event: wait_timeout on a cleared event succeeded");
+    Ok(format!("Event: was set {was}, first wait {waited}"))
+}
+
+fn condition(name: &Name, _file_len: u64, _lock: bool) -> Result<String, ShmError> {
+    let c = Condition::open(name)?;
+    // Without the lock, notify must refuse.
+    let unowned = c.notify(1);
+    let first = c.try_lock();
+    let tried = describe_try(&first);
+    let mut waited = "no lock";
+    if let Some(g) = try_guard(first) {
+        c.notify(1).expect("Condition: notify with the lock held");
+        waited = match c.wait_timeout(g, LOCK_WAIT) {
+            Ok((g, r)) => {
+                c.notify_all().expect("Condition: notify_all with the lock held");
+                drop(g);
+                if r.timed_out() { "timed out" } else { "woken" }
+            }
+            Err(ConditionWaitError::OwnerDied(_)) => "owner died",
+            Err(ConditionWaitError::ForeignGuard(_)) => panic!("Condition: its own guard called foreign"),
+            Err(ConditionWaitError::Unusable(_)) => "unusable",
+        };
+    }
+    let timed = describe_timed(&c.lock_timeout(LOCK_WAIT));
+    Ok(format!("Condition: notify unlocked {unowned:?}, try_lock {tried}, wait {waited}, lock_timeout {timed}"))
+}
+
+fn barrier(name: &Name, _file_len: u64, _lock: bool) -> Result<String, ShmError> {
+    let b = Barrier::open(name)?;
+    let (parties, waiting, broken) = (b.parties(), b.n_waiting(), b.is_broken());
+    let first = b.wait_timeout(LOCK_WAIT);
+    b.reset();
+    let after_reset = b.wait_timeout(LOCK_WAIT);
+    b.abort();
+    assert!(b.is_broken(), "Barrier: not broken after abort()");
+    let aborted = b.wait_timeout(LOCK_WAIT);
+    assert!(aborted.is_err(), "Barrier: wait on an aborted barrier succeeded");
+    b.reset();
+    Ok(format!(
+        "Barrier: {parties} parties, {waiting} waiting, broken {broken}; wait {first:?}, after reset {after_reset:?}"
+    ))
+}
+
+/// Exercises a queue opened from hostile bytes with calls that cannot wait
+/// long: `try_` and 1 ms timeouts only.
+macro_rules! queue_fn {
+    ($f:ident, $ty:ident, $extra:expr) => {
+        fn $f(name: &Name, _file_len: u64, _lock: bool) -> Result<String, ShmError> {
+            let q: $ty<Vec<u8>> = $ty::open(name)?;
+            let cap = q.capacity();
+            assert!(cap.is_power_of_two() && cap >= 4096, "{}: capacity {cap}", stringify!($ty));
+            let (len, empty, full, closed) = (q.len(), q.is_empty(), q.is_full(), q.is_closed());
+            let got = q.try_get().map(|v| v.len());
+            let put = q.try_put(vec![7; 3]).map_err(|e| e.to_string());
+            let timed = q.get_timeout(LOCK_WAIT).map(|v| v.len());
+            let put_big = q.put_timeout(vec![1; cap], LOCK_WAIT).map_err(|e| e.to_string());
+            let drained = q.try_iter().take(4).count();
+            #[allow(clippy::redundant_closure_call)]
+            let extra: String = ($extra)(&q);
+            q.close();
+            assert!(q.is_closed(), "{}: open after close()", stringify!($ty));
+            let after = q.try_put(Vec::new());
+            assert!(after.is_err(), "{}: try_put after close() succeeded", stringify!($ty));
+            let last = q.get_timeout(LOCK_WAIT).map(|v| v.len());
+            Ok(format!(
+                "{} of {cap}: len {len}, empty {empty}, full {full}, closed {closed}; try_get {got:?}, \
+                 try_put {put:?}, get_timeout {timed:?}, put_timeout(big) {put_big:?}, drained {drained}{extra}; \
+                 after close {last:?}",
+                stringify!($ty)
+            ))
+        }
+    };
+}
+queue_fn!(queue, Queue, |_: &Queue<Vec<u8>>| String::new());
+queue_fn!(simple_queue, SimpleQueue, |_: &SimpleQueue<Vec<u8>>| String::new());
+queue_fn!(joinable_queue, JoinableQueue, |q: &JoinableQueue<Vec<u8>>| {
+    let done = q.task_done().is_ok();
+    let joined = q.join_timeout(LOCK_WAIT);
+    format!(", task_done {done}, join {joined}")
+});
