@@ -39,7 +39,7 @@ pub fn main() {
     let lazy: Vec<String> = pool.imap_chunksize(square, 0..10, 3).map(|r| r.expect("imap").to_string()).collect();
     println!("{}", lazy.join(" "));
 
-    let powers = pool.starmap(pow, [(2, 10), (3, 5), (4, 3)]).expect("starmap");
+    let powers = pool.starmap(pow as fn(u64, u32) -> u64, [(2, 10), (3, 5), (4, 3)]).expect("starmap");
     println!("Powers: {powers:?}");
 
     pool.close();

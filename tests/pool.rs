@@ -141,11 +141,11 @@ fn power(base: u64, exp: u32) -> u64 {
 fn starmap_of_pairs_matches_serial() {
     let _w = watchdog(WATCH);
     let mut pool = Pool::new(2).unwrap();
-    assert_eq!(pool.starmap(power, [(2, 10), (3, 5), (4, 3)]).unwrap(), vec![1024, 243, 64]);
+    assert_eq!(pool.starmap(power as fn(u64, u32) -> u64, [(2, 10), (3, 5), (4, 3)]).unwrap(), vec![1024, 243, 64]);
     let pairs: Vec<(u64, u32)> = (0..1_000).map(|i| (i % 7, (i % 5) as u32)).collect();
     let serial: Vec<u64> = pairs.iter().map(|&(b, e)| power(b, e)).collect();
-    assert_eq!(pool.starmap(power, pairs).unwrap(), serial);
-    assert_eq!(pool.starmap(power, Vec::new()).unwrap(), Vec::<u64>::new());
+    assert_eq!(pool.starmap(power as fn(u64, u32) -> u64, pairs).unwrap(), serial);
+    assert_eq!(pool.starmap(power as fn(u64, u32) -> u64, Vec::new()).unwrap(), Vec::<u64>::new());
 }
 
 #[test]

@@ -71,7 +71,10 @@ fn ready_wait_and_get_timeout() {
     assert!(matches!(r.get_timeout(Duration::from_secs(5)), Err(PoolError::ResultTaken)));
     drop(r);
     assert_eq!(pool.apply_async(square, 12).get().unwrap(), 144);
-    assert_eq!(pool.starmap_async(power, [(2, 10), (3, 5), (4, 3)]).get().unwrap(), vec![1024, 243, 64]);
+    assert_eq!(
+        pool.starmap_async(power as fn(u64, u32) -> u64, [(2, 10), (3, 5), (4, 3)]).get().unwrap(),
+        vec![1024, 243, 64]
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::worker::Task;
+use super::wire::{self, RunHeader};
 use super::{CHECK_EVERY, Collect, Pool, PoolError, SLICE};
 use crate::channel::{RecvTimeoutError, TryRecvError, TrySendError};
 
@@ -88,8 +88,8 @@ pub struct Imap<'p, I: Iterator, R> {
     ordered: bool,
     max_chunks: usize,
     c: Collect<R>,
-    /// Chunks built but not yet in the task queue.
-    pending: VecDeque<Task>,
+    /// Task frames built but not yet in the task queue.
+    pending: VecDeque<Vec<u8>>,
     /// The next chunk to hand out, in input order.
     next_chunk: u32,
     /// The rest of the chunk being handed out.
@@ -109,8 +109,8 @@ pub struct Imap<'p, I: Iterator, R> {
 impl<'p, I, R> Imap<'p, I, R>
 where
     I: Iterator,
-    I::Item: Serialize,
-    R: DeserializeOwned,
+    I::Item: Serialize + 'static,
+    R: DeserializeOwned + 'static,
 {
     pub(super) fn new(
         pool: &'p mut Pool,
@@ -262,23 +262,18 @@ where
             }
             let start = self.next_index;
             self.next_index += part.len();
-            let args = postcard::to_allocvec(&part).map_err(|e| PoolError::Encode(e.to_string()))?;
-            let chunk = self.c.push(start)?;
-            let (runner, target) = (self.runner, self.target);
-            self.pending.push_back(Task::Run {
-                job: self.c.job,
-                chunk,
-                runner,
-                target,
-                tag: self.tag.to_string(),
-                args,
-            });
+            let chunk = self.c.push(start, part.len())?;
+            let header = RunHeader { job: self.c.job, chunk, runner: self.runner, target: self.target, tag: self.tag };
+            let mut frame = Vec::new();
+            header.append(&mut frame);
+            wire::encode_items(&part, &mut frame).map_err(PoolError::Encode)?;
+            self.pending.push_back(frame);
         }
-        while let Some(task) = self.pending.pop_front() {
-            match self.pool.tasks.try_put(task) {
+        while let Some(frame) = self.pending.pop_front() {
+            match self.pool.tasks.try_put_bytes(&frame) {
                 Ok(()) => {}
-                Err(TrySendError::Full(task)) => {
-                    self.pending.push_front(task);
+                Err(TrySendError::Full(())) => {
+                    self.pending.push_front(frame);
                     break;
                 }
                 Err(e) => return Err(PoolError::Channel(e.to_string())),
@@ -290,23 +285,27 @@ where
     /// Waits at most `slice` for a reply and looks at the workers; whether
     /// a reply came.
     fn receive(&mut self, slice: Duration) -> Result<bool, PoolError> {
-        let reply = if slice.is_zero() {
-            self.pool.replies.try_get().ok()
-        } else {
-            match self.pool.replies.get_timeout(slice) {
-                Ok(reply) => Some(reply),
-                Err(e) if e.is_timeout() => None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(Duration::from_millis(1));
-                    None
+        let progressed = {
+            let pool = &mut *self.pool;
+            let reply = if slice.is_zero() {
+                pool.replies.try_get_in_place().ok()
+            } else {
+                match pool.replies.get_in_place_timeout(slice) {
+                    Ok(view) => Some(view),
+                    Err(e) if e.is_timeout() => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        None
+                    }
+                    Err(e) => return Err(PoolError::Channel(e.to_string())),
                 }
-                Err(e) => return Err(PoolError::Channel(e.to_string())),
+            };
+            let progressed = reply.is_some();
+            if let Some(view) = reply {
+                Pool::handle(&mut pool.held, &view, &mut self.c);
             }
+            progressed
         };
-        let progressed = reply.is_some();
-        if let Some(reply) = reply {
-            self.pool.handle(reply, &mut self.c);
-        }
         if self.c.left > 0 && self.last_check.elapsed() >= CHECK_EVERY {
             self.last_check = Instant::now();
             let all_sent = self.pending.is_empty();
@@ -319,8 +318,8 @@ where
 impl<I, R> Iterator for Imap<'_, I, R>
 where
     I: Iterator,
-    I::Item: Serialize,
-    R: DeserializeOwned,
+    I::Item: Serialize + 'static,
+    R: DeserializeOwned + 'static,
 {
     type Item = Result<R, PoolError>;
 
@@ -339,7 +338,7 @@ impl<I: Iterator, R> Drop for Imap<'_, I, R> {
         // A `try_get` can find the queue busy (a worker taking a chunk) and
         // say empty; go on while chunks are still visibly there.
         loop {
-            match self.pool.tasks.try_get() {
+            match self.pool.tasks.try_get_in_place() {
                 Ok(_) => {}
                 Err(TryRecvError::Empty) if !self.pool.tasks.is_empty() => {}
                 Err(_) => break,

@@ -20,10 +20,38 @@
 //! collected by the caller's thread while it waits (so that replacement
 //! workers can still be forked), and every call borrows the pool mutably,
 //! so one call is outstanding at a time.
+//!
+//! # Decisions
+//!
+//! - **Arguments and results are serde types, `'static`.** A chunk of a
+//!   primitive number type (`u64`, `f64`, ...) travels as raw bytes, written
+//!   in place into the task queue and copied straight from the reply into
+//!   the result `Vec`; other types travel as one postcard sequence per chunk
+//!   (see the `wire` module). The choice is made with [`std::any::TypeId`],
+//!   which needs `'static` (every `DeserializeOwned` type in practice is);
+//!   stable Rust has no specialisation to choose it at compile time from a
+//!   `bytemuck::Pod` bound.
+//! - **One error slot per chunk.** A chunk's reply holds either all its
+//!   results or its first panicked task (index and message): a panic is
+//!   that task's [`PoolError::Task`], and every other task of the chunk
+//!   still runs.
+//! - **An exactly sized input is not collected.** [`Pool::map`] over an
+//!   iterator whose `size_hint` is exact (a range, a `Vec`) and whose items
+//!   travel raw reads each chunk from the iterator into the queue as room
+//!   allows; Python's default chunksize needs the length, so other inputs
+//!   are collected first. A raw chunk larger than half the task queue (4 MiB)
+//!   is split: the chunksize is lowered to fit.
+//! - **[`Pool::starmap`] takes a [`StarFn`]**: a function pointer of one to
+//!   six arguments, called with tuples. A function item must be cast to the
+//!   pointer type (`power as fn(u64, u32) -> u64`), because Rust only
+//!   coerces a function item where the pointer type is written in the
+//!   signature.
 
 mod async_result;
 mod error;
 mod imap;
+mod star;
+mod wire;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
@@ -36,11 +64,13 @@ use serde::de::DeserializeOwned;
 pub use async_result::AsyncResult;
 pub use error::PoolError;
 pub use imap::{Imap, UntilErr};
+pub use star::StarFn;
 
 use crate::channel::{RecvTimeoutError, TrySendError};
 use crate::process::code_offset;
 use crate::{Process, Queue, StartMethod};
-use worker::{Reply, Task, WorkerArgs};
+use wire::{Frames, ReplyFrame, RunHeader};
+use worker::WorkerArgs;
 
 /// Bytes of each of the pool's two queues.
 const QUEUE_CAPACITY: usize = 8 << 20;
@@ -71,7 +101,7 @@ enum State {
 }
 
 /// Makes an unstarted worker process for these queues, id and task limit.
-type Starter = Arc<dyn Fn(Queue<Task>, Queue<Reply>, u64, Option<usize>) -> Process + Send + Sync>;
+type Starter = Arc<dyn Fn(Frames, Frames, u64, Option<usize>) -> Process + Send + Sync>;
 
 /// The starter of workers without an initializer.
 fn plain_starter() -> Starter {
@@ -236,8 +266,8 @@ impl PoolBuilder {
 /// ```
 pub struct Pool {
     workers: Vec<Worker>,
-    tasks: Queue<Task>,
-    replies: Queue<Reply>,
+    tasks: Frames,
+    replies: Frames,
     method: StartMethod,
     starter: Starter,
     maxtasks: Option<usize>,
@@ -272,33 +302,51 @@ struct Collect<R> {
     job: u64,
     /// The number of the first chunk still held.
     base: u32,
-    /// Index in the input of each held chunk's first item.
-    starts: VecDeque<usize>,
+    /// Index in the input of each held chunk's first item, and its length.
+    starts: VecDeque<(usize, usize)>,
     done: VecDeque<Slot<R>>,
     /// The number of held chunks still pending.
     left: usize,
     /// Settled chunks not yet taken, in the order they settled.
     completed: VecDeque<u32>,
+    /// Where the results of a whole [`Pool::map`] of a raw type go, each
+    /// chunk copied straight to its place (its slot then holds an empty
+    /// `Vec`); `None` to keep each chunk's results in its slot.
+    direct: Option<Vec<R>>,
 }
 
-impl<R: DeserializeOwned> Collect<R> {
+impl<R: DeserializeOwned + 'static> Collect<R> {
     fn new(job: u64) -> Collect<R> {
-        Collect { job, base: 0, starts: VecDeque::new(), done: VecDeque::new(), left: 0, completed: VecDeque::new() }
+        Collect {
+            job,
+            base: 0,
+            starts: VecDeque::new(),
+            done: VecDeque::new(),
+            left: 0,
+            completed: VecDeque::new(),
+            direct: None,
+        }
     }
 
-    /// Adds a pending chunk whose first item is at `start`; returns its number.
-    fn push(&mut self, start: usize) -> Result<u32, PoolError> {
+    /// Adds a pending chunk of `len` items whose first item is at `start`;
+    /// returns its number.
+    fn push(&mut self, start: usize, len: usize) -> Result<u32, PoolError> {
         let chunk = u32::try_from(self.base as usize + self.done.len())
             .map_err(|_| PoolError::Encode("more than 2^32 chunks".into()))?;
-        self.starts.push_back(start);
+        self.starts.push_back((start, len));
         self.done.push_back(Slot::Pending);
         self.left += 1;
         Ok(chunk)
     }
 
+    /// The first input index and the length of a held chunk.
+    fn span(&self, chunk: u32) -> Option<(usize, usize)> {
+        self.starts.get(chunk.checked_sub(self.base)? as usize).copied()
+    }
+
     /// The first input index of a held chunk.
     fn start(&self, chunk: u32) -> Option<usize> {
-        self.starts.get(chunk.checked_sub(self.base)? as usize).copied()
+        self.span(chunk).map(|(start, _)| start)
     }
 
     fn is_pending(&self, chunk: u32) -> bool {
@@ -332,31 +380,35 @@ impl<R: DeserializeOwned> Collect<R> {
         Some(outcome)
     }
 
-    /// Decodes a finished chunk's results.
-    fn finish(&mut self, chunk: u32, out: Result<Vec<u8>, String>) {
-        let Some(start) = self.start(chunk) else { return };
+    /// Decodes a finished chunk's reply body (see [`wire::Done`]), straight
+    /// out of the queue.
+    fn finish(&mut self, chunk: u32, body: &[u8]) {
+        let Some((start, len)) = self.span(chunk) else { return };
         if !self.is_pending(chunk) {
             return;
         }
-        let outcome = match out {
-            Err(message) => Err(PoolError::Task { index: start, message }),
-            Ok(bytes) => match postcard::from_bytes::<Vec<Result<R, String>>>(&bytes) {
-                Err(e) => Err(PoolError::Decode(e.to_string())),
-                Ok(items) => {
-                    let mut values = Vec::with_capacity(items.len());
-                    let mut failed = None;
-                    for (i, item) in items.into_iter().enumerate() {
-                        match item {
-                            Ok(v) => values.push(v),
-                            Err(message) => {
-                                failed = Some(PoolError::Task { index: start + i, message });
-                                break;
-                            }
-                        }
-                    }
-                    failed.map_or(Ok(values), Err)
+        let outcome = match wire::Done::parse(body) {
+            wire::Done::Ok(bytes) if self.direct.is_some() => {
+                let direct = self.direct.as_mut().map(|out| wire::decode_raw_at(bytes, out, start, len));
+                match direct {
+                    Some(Err(e)) => Err(PoolError::Decode(e)),
+                    _ => Ok(Vec::new()),
                 }
-            },
+            }
+            wire::Done::Ok(bytes) => {
+                let mut values = Vec::with_capacity(len);
+                match wire::decode_items(bytes, &mut values) {
+                    Err(e) => Err(PoolError::Decode(e)),
+                    Ok(()) if values.len() != len => {
+                        Err(PoolError::Decode(format!("a worker returned {} results for {len} tasks", values.len())))
+                    }
+                    Ok(()) => Ok(values),
+                }
+            }
+            wire::Done::TaskFailed { index, message } => {
+                Err(PoolError::Task { index: start + (index as usize).min(len.saturating_sub(1)), message })
+            }
+            wire::Done::Error(message) => Err(PoolError::Task { index: start, message }),
         };
         self.settle(chunk, outcome);
     }
@@ -451,12 +503,10 @@ impl Pool {
     /// dead worker cannot be replaced; [`PoolError::Channel`].
     pub fn map<A, R>(&mut self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, PoolError>
     where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let chunksize = items.len().div_ceil(4 * self.workers.len()).max(1);
-        self.run(f, &items, chunksize)
+        self.run(f, items.into_iter(), None)
     }
 
     /// As [`map`](Self::map) with chunks of `chunksize` items.
@@ -471,14 +521,13 @@ impl Pool {
         chunksize: usize,
     ) -> Result<Vec<R>, PoolError>
     where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
     {
         if chunksize == 0 {
             return Err(PoolError::ZeroChunksize);
         }
-        let items: Vec<A> = items.into_iter().collect();
-        self.run(f, &items, chunksize)
+        self.run(f, items.into_iter(), Some(chunksize))
     }
 
     /// Runs `f(arg)` in a worker and returns its result (Python's `apply`).
@@ -488,16 +537,18 @@ impl Pool {
     /// As [`map`](Self::map).
     pub fn apply<A, R>(&mut self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
     where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
     {
-        let mut out = self.run(f, &[arg], 1)?;
+        let mut out = self.run(f, std::iter::once(arg), Some(1))?;
         out.pop().ok_or_else(|| PoolError::Decode("a worker returned no result".into()))
     }
 
-    /// Applies `f` to every pair of arguments, in the workers, and returns
-    /// the results in input order (Python's `starmap`, for functions of two
-    /// arguments). Chunks as [`map`](Self::map).
+    /// Applies `f` to every tuple of arguments, in the workers, and returns
+    /// the results in input order (Python's `starmap`): `f(a, b)` for each
+    /// `(a, b)`. `f` is a function pointer of one to six arguments (see
+    /// [`StarFn`]: a function item is given as `name as fn(A, B) -> R`).
+    /// Chunks as [`map`](Self::map).
     ///
     /// # Examples
     ///
@@ -508,29 +559,30 @@ impl Pool {
     /// fn power(base: u64, exp: u32) -> u64 {
     ///     base.pow(exp)
     /// }
+    /// fn negate(x: i64) -> i64 {
+    ///     -x
+    /// }
     ///
     /// let mut pool = Pool::new(2)?;
-    /// assert_eq!(pool.starmap(power, [(2, 10), (3, 5), (4, 3)])?, vec![1024, 243, 64]);
+    /// let powers = pool.starmap(power as fn(u64, u32) -> u64, [(2, 10), (3, 5), (4, 3)])?;
+    /// assert_eq!(powers, vec![1024, 243, 64]);
+    /// assert_eq!(pool.starmap(negate as fn(i64) -> i64, [(1,), (2,)])?, vec![-1, -2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     ///
     /// # Errors
     ///
     /// As [`map`](Self::map).
-    pub fn starmap<A, B, R>(
-        &mut self,
-        f: fn(A, B) -> R,
-        items: impl IntoIterator<Item = (A, B)>,
-    ) -> Result<Vec<R>, PoolError>
+    pub fn starmap<F, Args, R>(&mut self, f: F, items: impl IntoIterator<Item = Args>) -> Result<Vec<R>, PoolError>
     where
-        A: Serialize + DeserializeOwned,
-        B: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
     {
-        let items: Vec<(A, B)> = items.into_iter().collect();
-        let chunksize = items.len().div_ceil(4 * self.workers.len()).max(1);
-        let runner = worker::pairs_runner_of::<A, B, R>();
-        self.submit(runner, f as *const (), worker::tag_of_pairs::<A, B, R>(), &items, chunksize)
+        let items: Vec<Args> = items.into_iter().collect();
+        let chunksize = self.default_chunksize(items.len());
+        let code = Self::code_of(star::runner_of::<F, Args, R>(), star::addr_of(f))?;
+        self.submit_encoded(code, star::tag_of::<F>(), &items, chunksize)
     }
 
     /// Applies `f` to every item, in the workers, and yields the results
@@ -564,8 +616,8 @@ impl Pool {
     /// [`close`](Self::close) as the only item.
     pub fn imap<A, R, I>(&mut self, f: fn(A) -> R, items: I) -> Imap<'_, I::IntoIter, R>
     where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
         self.imap_chunksize(f, items, 1)
@@ -580,8 +632,8 @@ impl Pool {
     /// item.
     pub fn imap_chunksize<A, R, I>(&mut self, f: fn(A) -> R, items: I, chunksize: usize) -> Imap<'_, I::IntoIter, R>
     where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
         let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
@@ -620,8 +672,8 @@ impl Pool {
         chunksize: usize,
     ) -> Imap<'_, UntilErr<I::IntoIter>, R>
     where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
         E: std::fmt::Display,
         I: IntoIterator<Item = Result<A, E>>,
     {
@@ -640,8 +692,8 @@ impl Pool {
     /// As [`imap`](Self::imap).
     pub fn imap_unordered<A, R, I>(&mut self, f: fn(A) -> R, items: I) -> Imap<'_, I::IntoIter, R>
     where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
         self.imap_unordered_chunksize(f, items, 1)
@@ -660,8 +712,8 @@ impl Pool {
         chunksize: usize,
     ) -> Imap<'_, I::IntoIter, R>
     where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
         let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
@@ -754,20 +806,16 @@ impl Pool {
     /// # Errors
     ///
     /// As [`map_async`](Self::map_async).
-    pub fn starmap_async<A, B, R>(
-        &mut self,
-        f: fn(A, B) -> R,
-        items: impl IntoIterator<Item = (A, B)>,
-    ) -> AsyncResult<'_, Vec<R>>
+    pub fn starmap_async<F, Args, R>(&mut self, f: F, items: impl IntoIterator<Item = Args>) -> AsyncResult<'_, Vec<R>>
     where
-        A: Serialize + DeserializeOwned + 'static,
-        B: Serialize + DeserializeOwned + 'static,
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let items: Vec<(A, B)> = items.into_iter().collect();
+        let items: Vec<Args> = items.into_iter().collect();
         let chunksize = items.len().div_ceil(4 * self.workers.len()).max(1);
-        let code = Self::code_of(worker::pairs_runner_of::<A, B, R>(), f as *const ());
-        let it = Imap::new(self, items.into_iter(), code, worker::tag_of_pairs::<A, B, R>(), chunksize, true);
+        let code = Self::code_of(star::runner_of::<F, Args, R>(), star::addr_of(f));
+        let it = Imap::new(self, items.into_iter(), code, star::tag_of::<F>(), chunksize, true);
         async_collect(it)
     }
 
@@ -800,9 +848,15 @@ impl Pool {
             State::Finished => return Ok(()),
             State::Closed => {}
         }
-        for _ in 0..self.workers.len() {
-            if self.tasks.put_timeout(Task::Stop, STOP_WAIT).is_err() {
-                break;
+        let deadline = Instant::now() + STOP_WAIT;
+        let mut stops = self.workers.len();
+        while stops > 0 {
+            match self.tasks.try_put_bytes(&[wire::TASK_STOP]) {
+                Ok(()) => stops -= 1,
+                Err(TrySendError::Full(())) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => break,
             }
         }
         let mut first_error = None;
@@ -849,96 +903,244 @@ impl Pool {
         Ok(Worker { process, id })
     }
 
-    /// Runs `f` on chunks of `items`.
-    fn run<A, R>(&mut self, f: fn(A) -> R, items: &[A], chunksize: usize) -> Result<Vec<R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        self.submit(worker::runner_of::<A, R>(), f as *const (), worker::tag_of::<A, R>(), items, chunksize)
+    /// Python's default chunksize for `n` items: ceil(n / (4 × workers)).
+    fn default_chunksize(&self, n: usize) -> usize {
+        n.div_ceil(4 * self.workers.len()).max(1)
     }
 
-    /// Sends the chunks of `items`, for the runner and target at these
-    /// addresses, and collects their results.
-    fn submit<X: Serialize, R: DeserializeOwned>(
+    /// Runs `f` on chunks of `items` (of `chunksize` items, or Python's
+    /// default) and returns the results in order.
+    ///
+    /// An input of a type that travels raw (see [`wire`]) and whose length
+    /// the iterator knows exactly is not collected first: each chunk is read
+    /// from the iterator straight into the task queue as room allows.
+    fn run<A, R>(
         &mut self,
-        runner: *const (),
-        target: *const (),
-        tag: &'static str,
-        items: &[X],
-        chunksize: usize,
-    ) -> Result<Vec<R>, PoolError> {
+        f: fn(A) -> R,
+        items: impl Iterator<Item = A>,
+        chunksize: Option<usize>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        if chunksize == Some(0) {
+            return Err(PoolError::ZeroChunksize);
+        }
+        let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ())?;
+        let tag = worker::tag_of::<A, R>();
+        match items.size_hint() {
+            (n, Some(max)) if n == max && wire::is_raw::<A>() => {
+                let chunksize = chunksize.unwrap_or_else(|| self.default_chunksize(n));
+                self.submit_raw_stream(code, tag, items, n, chunksize)
+            }
+            _ => {
+                let items: Vec<A> = items.collect();
+                let chunksize = chunksize.unwrap_or_else(|| self.default_chunksize(items.len()));
+                self.submit_encoded(code, tag, &items, chunksize)
+            }
+        }
+    }
+
+    /// Starts a call: its job number, or why it cannot start.
+    fn begin(&mut self) -> Result<u64, PoolError> {
         if self.state != State::Open {
             return Err(PoolError::Closed);
         }
+        let job = self.next_job;
+        self.next_job += 1;
+        Ok(job)
+    }
+
+    /// Sends `n` raw items read from `items`, a chunk at a time, each written
+    /// in place into the task queue, and collects the results.
+    fn submit_raw_stream<A: 'static, R: DeserializeOwned + 'static>(
+        &mut self,
+        (runner, target): (isize, isize),
+        tag: &'static str,
+        mut items: impl Iterator<Item = A>,
+        n: usize,
+        chunksize: usize,
+    ) -> Result<Vec<R>, PoolError> {
+        let job = self.begin()?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        // A chunk is written in place, so its frame must fit in half the
+        // queue: a larger chunksize is lowered to that.
+        let room = self.tasks.capacity() / 2 - RunHeader { job, chunk: 0, runner, target, tag }.len();
+        let chunksize = chunksize.min(room / std::mem::size_of::<A>().max(1)).max(1);
+        let mut c = Collect::new(job);
+        for start in (0..n).step_by(chunksize) {
+            c.push(start, chunksize.min(n - start))?;
+        }
+        let size = std::mem::size_of::<A>();
+        let mut next = 0usize;
+        let chunks = c.done.len();
+        let feed = |tasks: &Frames| -> Result<bool, PoolError> {
+            while next < chunks {
+                let len = chunksize.min(n - next * chunksize);
+                let header = RunHeader { job, chunk: next as u32, runner, target, tag };
+                let slot = match tasks.try_reserve(header.len() + len * size) {
+                    Ok(slot) => slot,
+                    Err(TrySendError::Full(())) => return Ok(false),
+                    Err(e) => return Err(PoolError::Channel(e.to_string())),
+                };
+                let mut slot = slot;
+                header.write(&mut slot[..header.len()]);
+                let got = wire::write_raw(items.by_ref().take(len), &mut slot[header.len()..]);
+                if got != len {
+                    // Dropped uncommitted: nothing is sent.
+                    return Err(PoolError::Input(format!(
+                        "the input ended after {} of the {n} items it announced",
+                        next * chunksize + got
+                    )));
+                }
+                slot.commit();
+                next += 1;
+            }
+            Ok(true)
+        };
+        c.direct = wire::raw_zeroed::<R>(n);
+        self.collect(c, n, feed)
+    }
+
+    /// Sends the chunks of `items`, encoded, and collects their results. A
+    /// raw type is written in place, one chunk at a time as room allows;
+    /// others are encoded first, all of them, so that an argument that
+    /// cannot be encoded fails the call before anything is sent.
+    #[allow(clippy::ptr_arg, reason = "a `Vec` can be downcast to find the raw fast path")]
+    fn submit_encoded<X: Serialize + 'static, R: DeserializeOwned + 'static>(
+        &mut self,
+        (runner, target): (isize, isize),
+        tag: &'static str,
+        items: &Vec<X>,
+        chunksize: usize,
+    ) -> Result<Vec<R>, PoolError> {
+        if chunksize == 0 {
+            return Err(PoolError::ZeroChunksize);
+        }
+        let job = self.begin()?;
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let runner = code_offset(runner).ok_or(PoolError::TargetNotInExecutable)?;
-        let target = code_offset(target).ok_or(PoolError::TargetNotInExecutable)?;
-        let job = self.next_job;
-        self.next_job += 1;
-        let mut pending = Vec::new();
         let mut c = Collect::new(job);
+        let raw = wire::raw_bytes(items);
+        let size = std::mem::size_of::<X>();
+        // A frame larger than this could never be put in the task queue.
+        let max = self.tasks.capacity() - (64 << 10);
+        // Encoded frames, last chunk first.
+        let mut frames = Vec::new();
         for (i, part) in items.chunks(chunksize).enumerate() {
-            let chunk = c.push(i * chunksize)?;
-            let args = postcard::to_allocvec(part).map_err(|e| PoolError::Encode(e.to_string()))?;
-            pending.push(Task::Run { job, chunk, runner, target, tag: tag.to_string(), args });
+            let chunk = c.push(i * chunksize, part.len())?;
+            let mut frame = Vec::new();
+            RunHeader { job, chunk, runner, target, tag }.append(&mut frame);
+            match raw {
+                Some(raw) => frame.extend_from_slice(&raw[i * chunksize * size..][..std::mem::size_of_val(part)]),
+                None => wire::encode_slice(part, &mut frame).map_err(PoolError::Encode)?,
+            }
+            if frame.len() > max {
+                return Err(PoolError::Encode(format!(
+                    "a chunk of {} bytes does not fit in the task queue ({} bytes): use a smaller chunksize",
+                    frame.len(),
+                    self.tasks.capacity()
+                )));
+            }
+            frames.push(frame);
         }
-        pending.reverse();
+        frames.reverse();
+        let feed = |tasks: &Frames| -> Result<bool, PoolError> {
+            while let Some(frame) = frames.pop() {
+                match tasks.try_put_bytes(&frame) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(())) => {
+                        frames.push(frame);
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(PoolError::Channel(e.to_string())),
+                }
+            }
+            Ok(true)
+        };
+        self.collect(c, items.len(), feed)
+    }
+
+    /// Feeds the call's chunks to the task queue (`feed` sends what fits and
+    /// says whether all are sent) while collecting their results, and
+    /// returns the `n` results in order or the first error in input order.
+    /// Every chunk is waited for, even after one failed.
+    fn collect<R: DeserializeOwned + 'static>(
+        &mut self,
+        mut c: Collect<R>,
+        n: usize,
+        mut feed: impl FnMut(&Frames) -> Result<bool, PoolError>,
+    ) -> Result<Vec<R>, PoolError> {
         // Replace workers that died since the last call (nothing of this
         // call can be lost with them yet).
         let mut orphan_since: Option<Orphan> = None;
         self.check_workers(&mut c, &mut orphan_since, false)?;
         orphan_since = None;
         let mut last_check = Instant::now();
+        let mut all_sent = false;
         while c.left > 0 {
-            while let Some(task) = pending.pop() {
-                match self.tasks.try_put(task) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(task)) => {
-                        pending.push(task);
-                        break;
-                    }
-                    Err(e) => return Err(PoolError::Channel(e.to_string())),
-                }
+            if !all_sent {
+                all_sent = feed(&self.tasks)?;
             }
-            match self.replies.get_timeout(SLICE) {
-                Ok(reply) => self.handle(reply, &mut c),
+            match self.replies.get_in_place_timeout(SLICE) {
+                Ok(view) => Self::handle(&mut self.held, &view, &mut c),
                 Err(e) if e.is_timeout() => {}
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(1)),
                 Err(e) => return Err(PoolError::Channel(e.to_string())),
             }
             if c.left > 0 && last_check.elapsed() >= CHECK_EVERY {
                 last_check = Instant::now();
-                self.check_workers(&mut c, &mut orphan_since, pending.is_empty())?;
+                self.check_workers(&mut c, &mut orphan_since, all_sent)?;
             }
         }
-        let mut out = Vec::with_capacity(items.len());
+        let mut out = Vec::new();
         for slot in c.done {
             if let Slot::Settled(outcome) = slot {
-                out.extend(outcome?);
-            }
-        }
-        Ok(out)
-    }
-
-    fn handle<R: DeserializeOwned>(&mut self, reply: Reply, c: &mut Collect<R>) {
-        match reply {
-            Reply::Started { worker, job, chunk } => {
-                self.held.insert(worker, (job, chunk));
-            }
-            Reply::Done { worker, job, chunk, out } => {
-                self.held.remove(&worker);
-                if job == c.job {
-                    c.finish(chunk, out);
+                let values = outcome?;
+                if c.direct.is_some() {
+                    // The results are in place already.
+                } else if out.is_empty() {
+                    out = values;
+                    out.reserve(n - out.len());
+                } else {
+                    out.extend(values);
                 }
             }
+        }
+        Ok(c.direct.unwrap_or(out))
+    }
+
+    /// Takes note of a reply: who runs what, and the results of this call's
+    /// chunks (a reply for another call is dropped: that call was
+    /// abandoned).
+    fn handle<R: DeserializeOwned + 'static>(held: &mut HashMap<u64, (u64, u32)>, frame: &[u8], c: &mut Collect<R>) {
+        match wire::parse_reply(frame) {
+            Some(ReplyFrame::Started { worker, job, chunk }) => {
+                held.insert(worker, (job, chunk));
+            }
+            Some(ReplyFrame::Done { worker, job, chunk, body }) => {
+                held.remove(&worker);
+                if job == c.job {
+                    c.finish(chunk, body);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Handles every reply waiting now.
+    fn drain_replies<R: DeserializeOwned + 'static>(&mut self, c: &mut Collect<R>) {
+        while let Ok(view) = self.replies.try_get_in_place() {
+            Self::handle(&mut self.held, &view, c);
         }
     }
 
     /// Replaces dead workers, failing the chunks they held.
-    fn check_workers<R: DeserializeOwned>(
+    fn check_workers<R: DeserializeOwned + 'static>(
         &mut self,
         c: &mut Collect<R>,
         orphan_since: &mut Option<Orphan>,
@@ -949,9 +1151,7 @@ impl Pool {
                 continue;
             }
             // Everything the dead worker sent is in the queue by now.
-            while let Ok(reply) = self.replies.try_get() {
-                self.handle(reply, c);
-            }
+            self.drain_replies(c);
             let exitcode = self.workers[i].process.exitcode();
             match self.held.remove(&self.workers[i].id) {
                 Some((job, chunk)) => {
@@ -972,9 +1172,7 @@ impl Pool {
         }
         if let Some((since, exitcode, end)) = *orphan_since {
             if since.elapsed() >= ORPHAN_GRACE && all_sent && self.tasks.is_empty() {
-                while let Ok(reply) = self.replies.try_get() {
-                    self.handle(reply, c);
-                }
+                self.drain_replies(c);
                 // Every chunk is sent and none is queued: an unsettled chunk
                 // that no worker announced was lost with the dead worker (if
                 // it existed when the worker died: an `imap` adds chunks).
@@ -996,8 +1194,8 @@ impl Pool {
 fn async_collect<'p, I, R>(it: Imap<'p, I, R>) -> AsyncResult<'p, Vec<R>>
 where
     I: Iterator + 'p,
-    I::Item: Serialize,
-    R: DeserializeOwned + 'p,
+    I::Item: Serialize + 'static,
+    R: DeserializeOwned + 'static,
 {
     AsyncResult::new(collector(it))
 }
@@ -1006,8 +1204,8 @@ where
 fn collector<'p, I, R>(mut it: Imap<'p, I, R>) -> async_result::Drive<'p, Vec<R>>
 where
     I: Iterator + 'p,
-    I::Item: Serialize,
-    R: DeserializeOwned + 'p,
+    I::Item: Serialize + 'static,
+    R: DeserializeOwned + 'static,
 {
     it.send_all();
     let mut out = Vec::new();

@@ -1,21 +1,21 @@
-//! The worker side of a [`Pool`](crate::Pool): the messages, the worker
-//! loop, and the runners that call a task's target.
+//! The worker side of a [`Pool`](crate::Pool): the worker loop and the
+//! runners that call a task's target (the frames are in [`super::wire`]).
 //!
 //! # Naming functions across processes
 //!
 //! A task names two functions by their offsets from the process module's
 //! anchor ([`code_offset`](crate::process::code_offset)): a monomorphised
-//! [`run::<A, R>`](run), which decodes a chunk of `A`s, calls the target on
-//! each and encodes the `R`s, and the target `fn(A) -> R` itself. Workers run
-//! the same executable file as the pool's owner (spawned children check the
-//! file's identity; forked ones share the image), so the same offsets name
-//! the same functions there.
+//! runner such as [`run::<A, R>`](run), which decodes a chunk of `A`s, calls
+//! the target on each and encodes the `R`s, and the target `fn(A) -> R`
+//! itself. Workers run the same executable file as the pool's owner
+//! (spawned children check the file's identity; forked ones share the
+//! image), so the same offsets name the same functions there.
 //!
 //! # Safety
 //!
-//! The unsafe steps are the two transmutes that turn those addresses back
-//! into function pointers, in [`execute`] and [`run`]; their `SAFETY`
-//! comments spell out why they hold.
+//! The unsafe steps are the transmutes that turn those addresses back into
+//! function pointers, in [`execute`], [`run`], the `starmap` runners and
+//! [`worker_main`]; their `SAFETY` comments spell out why they hold.
 #![allow(unsafe_code)]
 
 use std::any::Any;
@@ -24,44 +24,20 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::Queue;
+use super::wire::{self, Frames, TaskFrame};
 use crate::process::code_at;
 
-/// A message from the pool to its workers.
-#[derive(Serialize, Deserialize)]
-pub(super) enum Task {
-    /// Run `target` on each item of a chunk.
-    Run {
-        /// The call the chunk belongs to.
-        job: u64,
-        /// The chunk's number within the call.
-        chunk: u32,
-        /// Offset of `run::<A, R>`.
-        runner: isize,
-        /// Offset of the target `fn(A) -> R`.
-        target: isize,
-        /// `type_name::<fn(A) -> R>()`, checked by the runner.
-        tag: String,
-        /// The chunk, a postcard-encoded sequence of `A`.
-        args: Vec<u8>,
-    },
-    /// Leave the worker loop and exit.
-    Stop,
+/// Why a chunk did not produce its results.
+pub(super) enum Failed {
+    /// The task at `index` in the chunk (the first that failed) panicked.
+    Task { index: usize, message: String },
+    /// The chunk could not run.
+    Other(String),
 }
 
-/// A message from a worker to the pool.
-#[derive(Serialize, Deserialize)]
-pub(super) enum Reply {
-    /// The worker took this chunk and is about to run it.
-    Started { worker: u64, job: u64, chunk: u32 },
-    /// The chunk is done: the encoded `Vec<Result<R, String>>` (one entry
-    /// per item, `Err` with the panic message), or why it could not run.
-    Done { worker: u64, job: u64, chunk: u32, out: Result<Vec<u8>, String> },
-}
-
-/// The signature shared by every instance of [`run`]: the target's address,
-/// the type tag, the encoded chunk.
-pub(super) type Runner = fn(*const (), &str, &[u8]) -> Result<Vec<u8>, String>;
+/// The signature shared by every runner: the target's address, the type
+/// tag, the encoded chunk, and where to append the encoded results.
+pub(super) type Runner = fn(*const (), &str, &[u8], &mut Vec<u8>) -> Result<(), Failed>;
 
 /// The tag that pairs a runner with its target's type.
 pub(super) fn tag_of<A, R>() -> &'static str {
@@ -69,7 +45,7 @@ pub(super) fn tag_of<A, R>() -> &'static str {
 }
 
 /// The address of `run::<A, R>`.
-pub(super) fn runner_of<A: DeserializeOwned, R: Serialize>() -> *const () {
+pub(super) fn runner_of<A: DeserializeOwned + 'static, R: Serialize + 'static>() -> *const () {
     run::<A, R> as Runner as *const ()
 }
 
@@ -84,11 +60,14 @@ pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Decodes a chunk, calls the target on each item (each under
-/// `catch_unwind`), encodes the results.
-fn run<A: DeserializeOwned, R: Serialize>(target: *const (), tag: &str, args: &[u8]) -> Result<Vec<u8>, String> {
+/// Decodes a chunk, calls the target on each item, encodes the results.
+fn run<A: DeserializeOwned + 'static, R: Serialize + 'static>(
+    target: *const (),
+    tag: &str,
+    args: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Failed> {
     check_tag(tag, tag_of::<A, R>())?;
-    let args: Vec<A> = decode_args(args)?;
     // SAFETY: `target` is the anchor's address plus the offset that the pool
     // measured from its own `f as fn(A) -> R` with `code_offset`, which
     // checked that `f` lies in the executable's image together with the
@@ -101,71 +80,94 @@ fn run<A: DeserializeOwned, R: Serialize>(target: *const (), tag: &str, args: &[
     // `*const ()` to `fn` pointer is the transmute std documents for turning
     // a code address into a callable function pointer.
     let f = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(target) };
-    call_each(args, f)
-}
-
-/// The tag that pairs [`run_pairs`] with its target's type.
-pub(super) fn tag_of_pairs<A, B, R>() -> &'static str {
-    std::any::type_name::<fn(A, B) -> R>()
-}
-
-/// The address of `run_pairs::<A, B, R>`.
-pub(super) fn pairs_runner_of<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>() -> *const () {
-    run_pairs::<A, B, R> as Runner as *const ()
-}
-
-/// As [`run`], for a target `fn(A, B) -> R` and a chunk of pairs.
-fn run_pairs<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
-    target: *const (),
-    tag: &str,
-    args: &[u8],
-) -> Result<Vec<u8>, String> {
-    check_tag(tag, tag_of_pairs::<A, B, R>())?;
-    let args: Vec<(A, B)> = decode_args(args)?;
-    // SAFETY: as in `run`, with `fn(A, B) -> R`: the pool measured the
-    // target's offset from its own `f as fn(A, B) -> R` and this runner's
-    // from `run_pairs::<A, B, R>` for the same types; the tags were compared
-    // above.
-    let f = unsafe { std::mem::transmute::<*const (), fn(A, B) -> R>(target) };
-    call_each(args, |(a, b)| f(a, b))
-}
-
-fn check_tag(got: &str, want: &str) -> Result<(), String> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("task type mismatch: the pool sent `{got}`, this runner is for `{want}`"))
+    // Raw arguments are read one by one straight from the frame.
+    match wire::raw_items::<A>(args) {
+        Some(Ok(items)) => call_each(items, f, out),
+        Some(Err(e)) => Err(Failed::Other(format!("cannot decode the arguments: {e}"))),
+        None => call_each(decode_args::<A>(args)?.into_iter(), f, out),
     }
 }
 
-fn decode_args<X: DeserializeOwned>(args: &[u8]) -> Result<Vec<X>, String> {
-    postcard::from_bytes(args).map_err(|e| format!("cannot decode the arguments: {e}"))
+pub(super) fn check_tag(got: &str, want: &str) -> Result<(), Failed> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Failed::Other(format!("task type mismatch: the pool sent `{got}`, this runner is for `{want}`")))
+    }
 }
 
-/// Calls `f` on each item under `catch_unwind` and encodes the outcomes.
-fn call_each<X, R: Serialize>(args: Vec<X>, f: impl Fn(X) -> R) -> Result<Vec<u8>, String> {
-    let out: Vec<Result<R, String>> =
-        args.into_iter().map(|a| catch_unwind(AssertUnwindSafe(|| f(a))).map_err(|p| panic_message(&*p))).collect();
-    postcard::to_allocvec(&out).map_err(|e| format!("cannot encode the results: {e}"))
+pub(super) fn decode_args<X: DeserializeOwned + 'static>(args: &[u8]) -> Result<Vec<X>, Failed> {
+    let mut items = Vec::new();
+    wire::decode_items(args, &mut items).map_err(|e| Failed::Other(format!("cannot decode the arguments: {e}")))?;
+    Ok(items)
+}
+
+/// Calls `f` on every item, catching panics, and appends the encoded
+/// results to `out` (raw results as they come, others encoded at the end);
+/// a panic makes the chunk fail with the first failed item's index and
+/// message (the items after it still run; the caller then discards `out`).
+pub(super) fn call_each<X, R: Serialize + 'static>(
+    mut args: impl Iterator<Item = X>,
+    f: impl Fn(X) -> R,
+    out: &mut Vec<u8>,
+) -> Result<(), Failed> {
+    let raw = wire::is_raw::<R>();
+    let n = args.size_hint().0;
+    let mut results = Vec::new();
+    if raw {
+        out.reserve(n * std::mem::size_of::<R>());
+    } else {
+        results.reserve(n);
+    }
+    let mut failed: Option<Failed> = None;
+    let mut taken = 0usize;
+    // One `catch_unwind` around the loop, entered again after a panic to
+    // go on with the next item, rather than one per item.
+    loop {
+        let pass = catch_unwind(AssertUnwindSafe(|| {
+            for a in args.by_ref() {
+                taken += 1;
+                let r = f(a);
+                if failed.is_none() && !(raw && wire::push_raw(&r, out)) {
+                    results.push(r);
+                }
+            }
+        }));
+        match pass {
+            Ok(()) => break,
+            Err(p) => {
+                if failed.is_none() {
+                    failed = Some(Failed::Task { index: taken - 1, message: panic_message(&*p) });
+                }
+            }
+        }
+    }
+    if let Some(failed) = failed {
+        return Err(failed);
+    }
+    if raw {
+        return Ok(());
+    }
+    wire::encode_slice(&results, out).map_err(|e| Failed::Other(format!("cannot encode the results: {e}")))
 }
 
 /// Finds the runner at `runner` and calls it.
-fn execute(runner: isize, target: isize, tag: &str, args: &[u8]) -> Result<Vec<u8>, String> {
+fn execute(runner: isize, target: isize, tag: &str, args: &[u8], out: &mut Vec<u8>) -> Result<(), Failed> {
     // SAFETY: the address is the anchor's plus the offset the pool measured
-    // with `code_offset` from its own `run::<A, R>`, which lies in the
-    // executable's image with the anchor; this worker runs the same
-    // executable file (see `run`), so the address is that function here.
-    // Every `run::<A, R>` has the type `Runner`, since `A` and `R` appear
-    // only in its body.
+    // with `code_offset` from its own runner (`run::<A, R>` or a `starmap`
+    // runner), which lies in the executable's image with the anchor; this
+    // worker runs the same executable file (see `run`), so the address is
+    // that function here. Every runner has the type `Runner`, since its type
+    // parameters appear only in its body.
     let runner = unsafe { std::mem::transmute::<*const (), Runner>(code_at(runner)) };
-    runner(code_at(target), tag, args)
+    runner(code_at(target), tag, args, out)
 }
 
 /// What a worker process is started with.
 #[derive(Serialize, Deserialize)]
 pub(super) struct WorkerArgs<A> {
-    pub(super) tasks: Queue<Task>,
-    pub(super) replies: Queue<Reply>,
+    pub(super) tasks: Frames,
+    pub(super) replies: Frames,
     /// The worker's id.
     pub(super) worker: u64,
     /// Exit after this many chunks (Python's `maxtasksperchild`).
@@ -179,14 +181,14 @@ pub(super) fn init_tag_of<A>() -> &'static str {
     std::any::type_name::<fn(A)>()
 }
 
-/// The worker process: runs the initializer, then takes tasks until
-/// [`Task::Stop`], until a queue fails, or after `maxtasks` chunks,
+/// The worker process: runs the initializer, then takes tasks until a
+/// `Stop` frame, until a queue fails, or after `maxtasks` chunks,
 /// announcing each chunk before running it.
 pub(super) fn worker_main<A: DeserializeOwned>(arg: WorkerArgs<A>) {
     let WorkerArgs { tasks, replies, worker, maxtasks, init } = arg;
     if let Some((target, tag, a)) = init {
-        if let Err(e) = check_tag(&tag, init_tag_of::<A>()) {
-            eprintln!("pool worker {worker}: {e}");
+        if check_tag(&tag, init_tag_of::<A>()).is_err() {
+            eprintln!("pool worker {worker}: initializer type mismatch: `{tag}`");
             std::process::exit(1);
         }
         // SAFETY: as in `run`: `target` is the offset the pool measured with
@@ -200,15 +202,56 @@ pub(super) fn worker_main<A: DeserializeOwned>(arg: WorkerArgs<A>) {
             std::process::exit(1);
         }
     }
+    // Both buffers are reused from chunk to chunk.
+    let mut task = Vec::new();
+    let mut out = Vec::new();
     let mut done = 0usize;
-    while let Ok(task) = tasks.get() {
-        let Task::Run { job, chunk, runner, target, tag, args } = task else { break };
-        if replies.put(Reply::Started { worker, job, chunk }).is_err() {
+    loop {
+        // Copy the frame out of the queue at once, so that the receive lock
+        // and the ring's room are given back before the chunk runs.
+        match tasks.get_in_place() {
+            Ok(view) => {
+                task.clear();
+                task.extend_from_slice(&view);
+            }
+            Err(_) => break,
+        }
+        let header = match wire::parse_task(&task) {
+            Ok(TaskFrame::Run { header, .. }) => header,
+            Ok(TaskFrame::Stop) | Err(_) => break,
+        };
+        let (job, chunk) = (header.job, header.chunk);
+        out.clear();
+        wire::reply_header(&mut out, wire::REPLY_STARTED, worker, job, chunk);
+        if replies.put_bytes(&out).is_err() {
             break;
         }
-        let out = catch_unwind(AssertUnwindSafe(|| execute(runner, target, &tag, &args)))
-            .unwrap_or_else(|p| Err(panic_message(&*p)));
-        if replies.put(Reply::Done { worker, job, chunk, out }).is_err() {
+        out.clear();
+        wire::reply_header(&mut out, wire::REPLY_DONE, worker, job, chunk);
+        let body = out.len();
+        out.push(wire::DONE_OK);
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            let Ok(TaskFrame::Run { header, items }) = wire::parse_task(&task) else {
+                return Err(Failed::Other("malformed task frame".into()));
+            };
+            execute(header.runner, header.target, header.tag, items, &mut out)
+        }))
+        .unwrap_or_else(|p| Err(Failed::Other(panic_message(&*p))));
+        if let Err(failed) = ran {
+            out.truncate(body);
+            match failed {
+                Failed::Task { index, message } => {
+                    out.push(wire::DONE_TASK_FAILED);
+                    out.extend_from_slice(&u32::try_from(index).unwrap_or(u32::MAX).to_le_bytes());
+                    out.extend_from_slice(message.as_bytes());
+                }
+                Failed::Other(message) => {
+                    out.push(wire::DONE_ERROR);
+                    out.extend_from_slice(message.as_bytes());
+                }
+            }
+        }
+        if replies.put_bytes(&out).is_err() {
             break;
         }
         done += 1;
