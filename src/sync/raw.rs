@@ -131,6 +131,22 @@ impl RawMutex {
         }
     }
 
+    /// Whether the lock word names the calling thread as the owner (and not
+    /// as a dead one).
+    ///
+    /// For callers that may unlock a lock they never took (`RLock::release`):
+    /// glibc's kind word is checked only when a lock is taken, and unlocking
+    /// a mutex whose kind a peer rewrote sends glibc down its lock-elision
+    /// path, which crashes (found by the `open_segment` fuzz target). A word
+    /// naming this thread was written by this thread's own lock, or by a peer
+    /// that could as well rewrite the kind while it holds the lock, which is
+    /// beyond what a shared-memory lock can defend (see `sys/pthread.rs`).
+    pub(crate) fn held_by_this_thread(&self) -> bool {
+        // SAFETY: as in `lock`: `self` is a whole mutex in a live mapping.
+        let owner = unsafe { pthread::owner(self.ptr()) };
+        matches!(owner, Some((tid, false)) if tid == crate::sys::process::gettid())
+    }
+
     /// Releases it. Fails with `EPERM` when the calling thread is not the
     /// owner (for a recursive mutex: owner with a count of zero).
     #[inline]

@@ -155,6 +155,11 @@ impl RLock {
     /// than there were acquires); nothing changes.
     /// [`ReleaseError::Unusable`] when its memory is not a valid lock.
     pub fn release(&self) -> Result<(), ReleaseError> {
+        // Before glibc sees a lock this thread may never have taken (whose
+        // kind word was then never checked): see `held_by_this_thread`.
+        if !self.raw().held_by_this_thread() {
+            return Err(ReleaseError::NotOwner);
+        }
         self.raw().unlock().map_err(|e| match e.raw_os_error() {
             Some(libc::EPERM) => ReleaseError::NotOwner,
             _ => ReleaseError::Unusable(e),
