@@ -342,7 +342,6 @@ impl End {
         let (word, waiters) = self.recv_ring().data_word();
         let mut probe = false;
         loop {
-            let seq = word.load(Ordering::SeqCst);
             if self.ready(probe) {
                 return true;
             }
@@ -350,7 +349,9 @@ impl End {
                 return false;
             }
             let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
-            probe = !wait::wait(word, seq, waiters, slice);
+            // Counted as a sleeper before the last look, so a message sent
+            // after it wakes us at once.
+            probe = !wait::wait_until_ring(|| self.ready(false), word, waiters, slice);
         }
     }
 }

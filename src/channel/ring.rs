@@ -46,7 +46,10 @@
 //! sleeps; the other side, after its store and a `SeqCst` fence, bumps the
 //! word and wakes only when `waiters` is non-zero — so there is no system
 //! call and no shared write when nobody sleeps, and no lost wake-up (see
-//! [`crate::sync::wait::wait_until`]). Sleeps are cut into
+//! [`crate::sync::wait::wait_until`]). The waker takes the sleepers it woke
+//! off the count, so a sleeper that is slow to wake up costs one system
+//! call, not one per message published meanwhile (see [`crate::sync::wait`],
+//! "One wake per sleep"). Sleeps are cut into
 //! [`LIVENESS_SLICE`] pieces so a sleeper notices a dead peer in bounded time.
 //!
 //! # Hostile peers
@@ -363,7 +366,7 @@ impl<'a> Ring<'a> {
     pub(crate) fn wake_all(&self) {
         for s in [&self.ctrl.readers.0, &self.ctrl.writers.0] {
             s.seq.fetch_add(1, Ordering::SeqCst);
-            wait::wake(&s.seq, &s.waiters, u32::MAX);
+            wait::wake_counting_out(&s.seq, &s.waiters, u32::MAX);
         }
     }
 
@@ -374,7 +377,7 @@ impl<'a> Ring<'a> {
         fence(Ordering::SeqCst);
         if s.waiters.load(Ordering::Relaxed) != 0 {
             s.seq.fetch_add(1, Ordering::SeqCst);
-            wait::wake(&s.seq, &s.waiters, n);
+            wait::wake_counting_out(&s.seq, &s.waiters, n);
         }
     }
 
@@ -461,7 +464,7 @@ impl<'a> Ring<'a> {
             let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
             let w = &self.ctrl.writers.0;
             let ready = || self.is_closed() || self.fits(tail, need).unwrap_or(true);
-            let woken = wait::wait_until(ready, &w.seq, &w.waiters, slice);
+            let woken = wait::wait_until_ring(ready, &w.seq, &w.waiters, slice);
             if !woken && wait::expired(deadline) {
                 return Err(Stop::Timeout);
             }
@@ -669,7 +672,7 @@ impl<'a> Ring<'a> {
     fn wait_data(&self, deadline: Option<Instant>, writers_gone: Gone<'_>) -> Result<(), Stop> {
         let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
         let r = &self.ctrl.readers.0;
-        let woken = wait::wait_until(|| self.has_data() || self.is_closed(), &r.seq, &r.waiters, slice);
+        let woken = wait::wait_until_ring(|| self.has_data() || self.is_closed(), &r.seq, &r.waiters, slice);
         if !woken && wait::expired(deadline) {
             return Err(Stop::Timeout);
         }
@@ -723,7 +726,7 @@ impl<'a> Ring<'a> {
                     continue;
                 }
                 let r = &self.ctrl.readers.0;
-                wait::wait_until(|| self.has_data(), &r.seq, &r.waiters, wait::deadline(LIVENESS_SLICE));
+                wait::wait_until_ring(|| self.has_data(), &r.seq, &r.waiters, wait::deadline(LIVENESS_SLICE));
             }
         }
     }
@@ -951,5 +954,39 @@ mod tests {
         assert_eq!(out, big);
         ring.recv(&mut out, None, true, &never_gone).unwrap();
         assert_eq!(out, b"after");
+    }
+
+    /// The waker takes the sleeper it woke off the count at once, so the
+    /// messages sent while the sleeper is waking up make no more system
+    /// calls ("One wake per sleep" in `sync::wait`).
+    #[test]
+    fn a_woken_receiver_is_off_the_count_before_it_runs() {
+        let owned = Owned::new();
+        let ring = owned.ring();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                let mut out = Vec::new();
+                owned.ring().recv(&mut out, None, false, &never_gone).unwrap();
+                assert_eq!(out, b"wake up");
+            });
+            let tid = rx.recv().unwrap();
+            // Wait until the receiver is counted and asleep in the kernel.
+            let stat = format!("/proc/self/task/{tid}/stat");
+            let start = Instant::now();
+            loop {
+                let state = std::fs::read_to_string(&stat).unwrap_or_default();
+                let asleep = state.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('S'));
+                if asleep && ring.ctrl.readers.0.waiters.load(Ordering::SeqCst) == 1 {
+                    break;
+                }
+                assert!(start.elapsed() < Duration::from_secs(20), "the receiver never went to sleep");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            ring.send(b"wake up", None, false, &never_gone).unwrap();
+            assert_eq!(ring.ctrl.readers.0.waiters.load(Ordering::SeqCst), 0, "the sender counted it out");
+        });
     }
 }

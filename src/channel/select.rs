@@ -80,22 +80,29 @@ macro_rules! watch_queue {
 }
 watch_queue!(Queue, SimpleQueue, JoinableQueue);
 
-/// Counts the caller as a sleeper on every object until dropped.
-struct Counted<'a, 'b>(&'a [&'b dyn Waitable]);
+/// Counts the caller as a sleeper on every object until dropped, except on
+/// the one whose waker woke it: that waker already took it off the count
+/// (see `sync::wait`, "One wake per sleep").
+struct Counted<'a, 'b> {
+    objects: &'a [&'b dyn Waitable],
+    woken_by: Option<usize>,
+}
 
 impl<'a, 'b> Counted<'a, 'b> {
     fn new(objects: &'a [&'b dyn Waitable]) -> Self {
         for o in objects {
             o.data_word().1.fetch_add(1, Ordering::SeqCst);
         }
-        Counted(objects)
+        Counted { objects, woken_by: None }
     }
 }
 
 impl Drop for Counted<'_, '_> {
     fn drop(&mut self) {
-        for o in self.0 {
-            o.data_word().1.fetch_sub(1, Ordering::SeqCst);
+        for (i, o) in self.objects.iter().enumerate() {
+            if self.woken_by != Some(i) {
+                futex_wait::uncount(o.data_word().1, 1);
+            }
         }
     }
 }
@@ -156,7 +163,7 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
         // Counted as a sleeper before reading the words and looking, so a
         // producer that publishes after the look sees the count and wakes us
         // (producers skip the wake-up when nobody is counted).
-        let _counted = Counted::new(objects);
+        let mut counted = Counted::new(objects);
         let words: Vec<(&AtomicU32, u32)> = objects
             .iter()
             .map(|o| {
@@ -184,6 +191,10 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
         }
         let woke = futex::wait_any(&words, Some(slice_end));
         match woke {
+            WakeAny::Woken(i) => {
+                counted.woken_by = Some(i);
+                probe = false;
+            }
             WakeAny::Retry => probe = false,
             WakeAny::TimedOut => probe = true,
             WakeAny::Unsupported => polling = true,

@@ -8,6 +8,20 @@
 //! sleeper's futex wait sees the waker's change to the word and returns at
 //! once: no lost wake-up. A sleeper killed while asleep leaves the count one
 //! too high, which costs later wakers a harmless system call, never a hang.
+//!
+//! # One wake per sleep (channels)
+//!
+//! With the count above, every waker that finds a sleeper counted makes a
+//! `FUTEX_WAKE` call, until the sleeper has run again and taken itself off
+//! the count. A producer publishing a message every few dozen nanoseconds
+//! while its consumer takes microseconds to wake up would make hundreds of
+//! useless system calls per wake-up. So on a ring's words the *waker* takes
+//! the sleepers it woke off the count ([`wake_counting_out`]: `FUTEX_WAKE`
+//! says how many), and a sleeper whose wait ended in a wake-up leaves the
+//! count alone; one that timed out, was interrupted, or found the word
+//! changed takes itself off. The kernel reports a sleeper as woken exactly
+//! when a `FUTEX_WAKE` counted it, so the count stays exact; every waker of
+//! a ring's words must use this form.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -41,6 +55,24 @@ pub(crate) fn wake(word: &AtomicU32, waiters: &AtomicU32, n: u32) {
     }
 }
 
+/// Wakes up to `n` sleepers on a ring's `word` (which the caller has just
+/// changed), if any are counted, and takes the ones it woke off the count
+/// (see "One wake per sleep" in the module docs).
+pub(crate) fn wake_counting_out(word: &AtomicU32, waiters: &AtomicU32, n: u32) {
+    if waiters.load(Ordering::SeqCst) != 0 {
+        let woken = futex::wake(word, n);
+        if woken > 0 {
+            uncount(waiters, woken.min(u32::MAX as usize) as u32);
+        }
+    }
+}
+
+/// Takes `n` off a sleeper count, never below zero (the count lives in
+/// shared memory, where a peer may have written anything).
+pub(crate) fn uncount(waiters: &AtomicU32, n: u32) {
+    let _ = waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| Some(w.saturating_sub(n)));
+}
+
 /// Waits until `ready()` holds: spins briefly, then sleeps on `word` until
 /// woken or `deadline` passes. Returns `false` only on timeout with
 /// `ready()` still false; may return `true` spuriously.
@@ -54,6 +86,27 @@ pub(crate) fn wait_until(
     word: &AtomicU32,
     waiters: &AtomicU32,
     deadline: Option<Instant>,
+) -> bool {
+    sleep_until(ready, word, waiters, deadline, false)
+}
+
+/// [`wait_until`] for the sleepers of a channel ring, whose wakers use
+/// [`wake_counting_out`].
+pub(crate) fn wait_until_ring(
+    ready: impl Fn() -> bool,
+    word: &AtomicU32,
+    waiters: &AtomicU32,
+    deadline: Option<Instant>,
+) -> bool {
+    sleep_until(ready, word, waiters, deadline, true)
+}
+
+fn sleep_until(
+    ready: impl Fn() -> bool,
+    word: &AtomicU32,
+    waiters: &AtomicU32,
+    deadline: Option<Instant>,
+    ring: bool,
 ) -> bool {
     for _ in 0..SPINS {
         if ready() {
@@ -70,7 +123,21 @@ pub(crate) fn wait_until(
     };
     waiters.fetch_add(1, Ordering::SeqCst);
     let seq = word.load(Ordering::SeqCst);
-    let woke = ready() || futex::wait(word, seq, timeout) == Wake::Retry;
-    waiters.fetch_sub(1, Ordering::SeqCst);
+    if ready() {
+        uncount(waiters, 1);
+        return true;
+    }
+    let woke = match futex::wait(word, seq, timeout) {
+        // A ring's waker took us off the count when it woke us.
+        Wake::Woken if ring => true,
+        Wake::Woken | Wake::Retry => {
+            uncount(waiters, 1);
+            true
+        }
+        Wake::TimedOut => {
+            uncount(waiters, 1);
+            false
+        }
+    };
     woke || ready()
 }

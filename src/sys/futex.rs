@@ -11,7 +11,9 @@ use std::time::Duration;
 /// How a [`wait`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
-    /// Woken, interrupted, or the word no longer held `expected`: look again.
+    /// Woken by a `FUTEX_WAKE` (and counted in what that call returned).
+    Woken,
+    /// Interrupted, or the word no longer held `expected`: look again.
     Retry,
     /// The timeout passed.
     TimedOut,
@@ -28,10 +30,12 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
     // `ts_ptr` is null or points to a timespec that outlives the call. The
     // relative timeout of FUTEX_WAIT is measured on CLOCK_MONOTONIC.
     let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr, 0usize, 0u32) };
-    if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
+    if r == 0 {
+        Wake::Woken
+    } else if io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
         Wake::TimedOut
     } else {
-        // EAGAIN (value changed), EINTR and real wake-ups all mean: look again.
+        // EAGAIN (value changed) and EINTR mean: look again.
         Wake::Retry
     }
 }
@@ -51,8 +55,10 @@ pub(crate) const WAIT_ANY_MAX: usize = 128;
 /// How a [`wait_any`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WakeAny {
-    /// Woken, interrupted, or some word no longer held its expected value:
-    /// look again.
+    /// Woken by a `FUTEX_WAKE` on the word at this index of the list.
+    Woken(usize),
+    /// Interrupted, or some word no longer held its expected value: look
+    /// again.
     Retry,
     /// The deadline passed.
     TimedOut,
@@ -104,7 +110,7 @@ pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<std::time::
         )
     };
     if r >= 0 {
-        return WakeAny::Retry;
+        return WakeAny::Woken(r as usize);
     }
     match io::Error::last_os_error().raw_os_error() {
         Some(libc::ETIMEDOUT) => WakeAny::TimedOut,
