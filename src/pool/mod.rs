@@ -968,7 +968,8 @@ impl Pool {
         }
         // A chunk is written in place, so its frame must fit in half the
         // queue: a larger chunksize is lowered to that.
-        let room = self.tasks.capacity() / 2 - RunHeader { job, chunk: 0, runner, target, tag }.len();
+        // (Less a margin for the ring's own record header.)
+        let room = self.tasks.capacity() / 2 - 64 - RunHeader { job, chunk: 0, runner, target, tag }.len();
         let chunksize = chunksize.min(room / std::mem::size_of::<A>().max(1)).max(1);
         let mut c = Collect::new(job);
         for start in (0..n).step_by(chunksize) {
