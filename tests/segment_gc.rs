@@ -276,3 +276,43 @@ fn list_of_a_missing_or_symlinked_directory_is_an_error() {
     assert!(matches!(&err, ShmError::PermissionDenied { reason, .. } if reason.contains("symbolic link")), "{err:?}");
     assert_eq!(segment::default_dir(), Name::new("x").dir());
 }
+
+/// `gc` racing with processes that open the segment it is about to remove:
+/// every open that succeeds finds its segment still named (and so not
+/// collected), every other open is `NotFound`, and nothing else happens.
+/// Open file description locks belong to descriptions, not processes, so
+/// threads race here exactly as processes would.
+#[test]
+fn gc_racing_with_openers_never_removes_an_opened_segment() {
+    let dir = TempDir::new("race");
+    let (mut opened, mut missed, mut collected) = (0, 0, 0);
+    for round in 0..200 {
+        drop(Value::create(dir.name("v"), round as u64).unwrap()); // stale at once
+        let path = dir.path().join("v");
+        let (open, removed) = std::thread::scope(|s| {
+            let opener = s.spawn(|| Value::<u64>::open(dir.name("v")));
+            let removed = segment::gc(dir.path(), false).unwrap().len();
+            (opener.join().unwrap(), removed)
+        });
+        match open {
+            Ok(v) => {
+                opened += 1;
+                assert_eq!(v.get().unwrap(), round as u64);
+                assert!(path.exists(), "round {round}: gc removed a segment a process had opened");
+                assert_eq!(segment::gc(dir.path(), false).unwrap().len(), 0, "attached: kept");
+                drop(v);
+                if path.exists() {
+                    multiproc::unlink(dir.name("v")).unwrap();
+                }
+            }
+            Err(ShmError::NotFound { .. }) => {
+                missed += 1;
+                assert!(!path.exists());
+            }
+            Err(e) => panic!("round {round}: {e:?}"),
+        }
+        collected += removed;
+    }
+    eprintln!("opened {opened}, not found {missed}, collected {collected}");
+    assert_eq!(opened + missed, 200);
+}
