@@ -1,20 +1,26 @@
-//! Replays the fuzz corpus on stable Rust.
+//! Replays the fuzz corpora on stable Rust.
 //!
-//! Every file in `fuzz/corpus/open_segment/` (the committed seeds, named
-//! `seed-*`; a local fuzzing run adds hash-named files, which git ignores)
-//! and in `fuzz/artifacts/open_segment/` (inputs that once crashed the fuzz
-//! target, kept as `regression-*` once fixed; git ignores other names there)
-//! goes through the same open-and-exercise logic as the fuzz target,
-//! `fuzz/common/open_segment.rs`: it must end in an error or in a working
-//! handle, never a panic or a hang.
+//! For each fuzz target (`open_segment`, `ring_reader`, `channel_model`),
+//! the committed seeds in `fuzz/corpus/<target>/seed-*` and the inputs that
+//! once crashed or hung it, kept once fixed as
+//! `fuzz/artifacts/<target>/regression-*`, go through the same code as the
+//! fuzz target (`fuzz/common/<target>.rs`): each must end in an error or in
+//! valid data, never a panic or a hang. (A local fuzzing run adds
+//! hash-named files to `corpus/` and `crash-*`/`timeout-*` files to
+//! `artifacts/`; git ignores them and this test does not read them —
+//! `cargo +nightly fuzz run <target> fuzz/corpus/<target> -- -runs=0`
+//! replays those.)
 //!
 //! The `regression-mutex-kind-*` artifacts are the fuzzer's first finding: a
 //! mutex whose glibc `__kind` word was rewritten sent `try_lock` down
 //! glibc's elision or priority-inheritance paths (SIGILL, abort). The lock
 //! functions now refuse a kind they did not create (`src/sys/pthread.rs`).
+//! The others are named for what they found; the commits that fixed them
+//! say how.
 //!
-//! The seeds are made by the library itself; after a format change,
-//! regenerate them with
+//! The seeds are made by the library itself (`open_segment`) or encoded
+//! from operation lists (the other two); after a format change, regenerate
+//! them with
 //!
 //! ```text
 //! cargo test --test fuzz_corpus -- --ignored write_seed_corpus
@@ -28,9 +34,16 @@ use multiproc::{
     SharedMemory, ShmError, SimpleQueue, Value,
 };
 
+#[path = "../fuzz/common/bytes.rs"]
+#[allow(dead_code)]
+mod bytes;
+#[path = "../fuzz/common/channel_model.rs"]
+mod channel_model;
 #[path = "../fuzz/common/open_segment.rs"]
 #[allow(dead_code)]
 mod open_segment;
+#[path = "../fuzz/common/ring_reader.rs"]
+mod ring_reader;
 
 use open_segment::{KINDS, PrivateDir};
 
@@ -46,15 +59,71 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The files of `dir` whose names start with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    files_in(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+        .collect()
+}
+
+/// The committed seeds of `target`.
+fn seeds_of(target: &str) -> Vec<PathBuf> {
+    named(&fuzz_dir().join("corpus").join(target), "seed-")
+}
+
+/// The regression inputs of `target`.
+fn regressions_of(target: &str) -> Vec<PathBuf> {
+    named(&fuzz_dir().join("artifacts").join(target), "regression-")
+}
+
 fn corpus() -> Vec<PathBuf> {
-    files_in(&fuzz_dir().join("corpus/open_segment"))
+    seeds_of("open_segment")
 }
 
 fn artifacts() -> Vec<PathBuf> {
-    files_in(&fuzz_dir().join("artifacts/open_segment"))
-        .into_iter()
-        .filter(|p| p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.')))
-        .collect()
+    regressions_of("open_segment")
+}
+
+/// The longest one input may take in a replay: far more than any of them
+/// needs (the slowest wait 1 s for a lock or a creator a few times), so
+/// reaching it means a hang.
+const INPUT_LIMIT: Duration = Duration::from_secs(15);
+
+/// Runs `run` on each file, all at once, each on its own thread in its own
+/// private directory; fails, naming the files, when one panics or takes
+/// longer than [`INPUT_LIMIT`]. Returns how many files ran.
+fn replay_each(target: &str, files: &[PathBuf], run: fn(&Path, &[u8])) -> usize {
+    let (tx, rx) = std::sync::mpsc::channel();
+    for path in files {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (tx, path, target) = (tx.clone(), path.clone(), target.to_string());
+        // Detached: a hung input is reported below, not waited for.
+        std::thread::spawn(move || {
+            let dir = PrivateDir::new(&target);
+            let start = Instant::now();
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(dir.path(), &data))).is_ok();
+            let _ = tx.send((path, ok, start.elapsed()));
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + INPUT_LIMIT;
+    let mut pending: std::collections::BTreeSet<PathBuf> = files.iter().cloned().collect();
+    let mut failed = Vec::new();
+    while !pending.is_empty() {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((path, ok, took)) => {
+                println!("{target}: {} in {took:?}", path.display());
+                if !ok {
+                    failed.push(path.clone());
+                }
+                pending.remove(&path);
+            }
+            Err(_) => panic!("{target}: still running after {INPUT_LIMIT:?} (a hang): {pending:?}"),
+        }
+    }
+    assert!(failed.is_empty(), "{target}: panicked (see above): {failed:?}");
+    files.len()
 }
 
 /// Runs every kind on every file, each pair on its own thread in its own
@@ -364,14 +433,18 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
-/// Writes the seed corpus (run by hand; see the module docs).
+/// Writes the seed corpora (run by hand; see the module docs).
 #[test]
-#[ignore = "writes fuzz/corpus/open_segment; run by hand after a format change"]
+#[ignore = "writes fuzz/corpus/*; run by hand after a format change"]
 fn write_seed_corpus() {
-    let dir = fuzz_dir().join("corpus/open_segment");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in seeds() {
-        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    for (target, seeds) in
+        [("open_segment", seeds()), ("ring_reader", ring_reader_seeds()), ("channel_model", channel_model_seeds())]
+    {
+        let dir = fuzz_dir().join("corpus").join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in seeds {
+            std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        }
     }
 }
 
@@ -390,4 +463,339 @@ fn fuzz_corpus_has_every_generated_seed() {
             assert_eq!(committed[24..48], bytes[24..48], "{name}: element layout and count");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// ring_reader
+
+#[test]
+fn ring_reader_corpus_replays_without_panic_or_hang() {
+    let seeds = seeds_of("ring_reader");
+    assert!(seeds.len() >= 10, "the ring_reader seed corpus is missing: {} files", seeds.len());
+    let files: Vec<PathBuf> = seeds.into_iter().chain(regressions_of("ring_reader")).collect();
+    replay_each("ring_reader", &files, ring_reader::run);
+}
+
+/// The seeds are encoded operation lists: the committed ones are exactly
+/// what the generator makes.
+#[test]
+fn ring_reader_corpus_has_every_generated_seed() {
+    let dir = fuzz_dir().join("corpus/ring_reader");
+    for (name, bytes) in ring_reader_seeds() {
+        let path = dir.join(format!("seed-{name}"));
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(committed == bytes, "{name}: regenerate the corpus");
+    }
+}
+
+/// Legal traffic first (each of these alone must match the FIFO model),
+/// then one kind of hostile write per seed, for the fuzzer to combine.
+fn ring_reader_seeds() -> Vec<(String, Vec<u8>)> {
+    use ring_reader::{FIELDS, Op, Poke, Program};
+    let field = |off: usize| off as u8;
+    let (tail, cached_head, published, head, closed, others_seen, send_lock) =
+        (field(0), field(1), field(2), field(3), field(9), field(11), field(16));
+    assert_eq!(FIELDS.len(), 18, "the field indices below are out of date");
+    let prog = |flavor: u8, big: bool, ops: Vec<Op>| Program { flavor, big, ops }.encode();
+    let put = |len: u16, seed: u8| Op::TryPut { len, seed };
+    let traffic = vec![
+        put(0, 1),
+        put(10, 2),
+        // 2040 bytes encode to 2042: streamed in two records.
+        put(2040, 3),
+        Op::PutBytes { len: 100, seed: 4 },
+        Op::Reserve { len: 50, seed: 5, commit: true },
+        Op::Reserve { len: 60, seed: 6, commit: false },
+        Op::Inspect,
+        Op::TryGet,
+        Op::GetTimeout,
+        Op::GetInPlace,
+        Op::TryIter,
+        // Larger than the ring: times out half-way, dropped whole.
+        Op::PutTimeout { len: 9000, seed: 7 },
+        Op::TryGet,
+        put(30, 8),
+        Op::Close,
+        Op::GetBytes,
+        Op::GetInPlace,
+        Op::Inspect,
+    ];
+    let mut wrap = Vec::new();
+    for i in 0..6 {
+        wrap.extend([put(1500, i), Op::TryGet]);
+    }
+    wrap.extend([Op::PutBytes { len: 2000, seed: 9 }, Op::GetBytes, put(3000, 10), Op::Close, Op::GetBytes]);
+    vec![
+        ("clean-queue".into(), prog(0, false, traffic.clone())),
+        ("clean-simple-queue-wrapping".into(), prog(1, false, wrap)),
+        (
+            "clean-joinable-queue".into(),
+            prog(
+                2,
+                true,
+                vec![
+                    put(5, 1),
+                    put(6000, 2),
+                    put(7, 3),
+                    Op::TryGet,
+                    Op::TaskDone,
+                    Op::TaskDone,
+                    Op::TaskDone,
+                    Op::Reopen,
+                    Op::Close,
+                    Op::TryIter,
+                    Op::TaskDone,
+                ],
+            ),
+        ),
+        (
+            "tail-past-capacity".into(),
+            prog(0, false, vec![put(10, 1), Op::Poke { field: tail, how: Poke::Add(127) }, Op::TryGet, put(20, 2)]),
+        ),
+        (
+            "head-misaligned".into(),
+            prog(
+                0,
+                false,
+                vec![put(10, 1), Op::Poke { field: head, how: Poke::Set(3) }, Op::Inspect, Op::TryGet, put(9, 2)],
+            ),
+        ),
+        (
+            "forged-record-too-long".into(),
+            prog(
+                0,
+                false,
+                vec![
+                    Op::Forge { at_tail: false, skip: 0, kind: 1, len: 60000, bad_lap: false },
+                    Op::TryGet,
+                    Op::GetTimeout,
+                ],
+            ),
+        ),
+        (
+            "forged-padding-short".into(),
+            prog(1, false, vec![Op::Forge { at_tail: false, skip: 0, kind: 5, len: 100, bad_lap: false }, Op::TryGet]),
+        ),
+        (
+            "forged-stream-start".into(),
+            prog(
+                0,
+                false,
+                vec![
+                    Op::Forge { at_tail: false, skip: 0, kind: 2, len: 16, bad_lap: false },
+                    Op::TryGet,
+                    put(5, 1),
+                    Op::GetTimeout,
+                ],
+            ),
+        ),
+        (
+            "forged-wrong-lap".into(),
+            prog(
+                0,
+                false,
+                vec![put(8, 1), Op::Forge { at_tail: true, skip: 0, kind: 1, len: 8, bad_lap: true }, Op::TryIter],
+            ),
+        ),
+        (
+            "send-lock-held".into(),
+            prog(
+                0,
+                false,
+                vec![
+                    put(8, 1),
+                    Op::Poke { field: send_lock, how: Poke::Set(12345) },
+                    put(9, 2),
+                    Op::PutTimeout { len: 3, seed: 3 },
+                    Op::TryGet,
+                    Op::GetTimeout,
+                ],
+            ),
+        ),
+        (
+            "closed-garbage".into(),
+            prog(
+                0,
+                false,
+                vec![
+                    put(8, 1),
+                    Op::Poke { field: closed, how: Poke::Set(0xdead) },
+                    put(9, 2),
+                    Op::GetBytes,
+                    Op::GetBytes,
+                    Op::Poke { field: closed, how: Poke::Set(0) },
+                    Op::TryGet,
+                ],
+            ),
+        ),
+        (
+            "others-seen".into(),
+            prog(0, false, vec![Op::Poke { field: others_seen, how: Poke::Set(1) }, Op::GetTimeout, Op::TryGet]),
+        ),
+        (
+            "published-huge".into(),
+            prog(
+                2,
+                false,
+                vec![
+                    put(1, 1),
+                    Op::Poke { field: published, how: Poke::Set(u64::MAX) },
+                    Op::Inspect,
+                    Op::TaskDone,
+                    Op::TaskDone,
+                ],
+            ),
+        ),
+        (
+            "cached-head-lies".into(),
+            prog(
+                0,
+                false,
+                vec![
+                    put(1500, 1),
+                    put(1500, 2),
+                    Op::Poke { field: cached_head, how: Poke::Copy(tail) },
+                    Op::PutBytes { len: 1500, seed: 3 },
+                    Op::TryIter,
+                ],
+            ),
+        ),
+        (
+            "raw-writes".into(),
+            prog(
+                0,
+                false,
+                vec![
+                    put(200, 1),
+                    Op::Write { offset: 576, bytes: vec![0xff; 64] },
+                    Op::TryGet,
+                    Op::Write { offset: 0, bytes: vec![0xaa; 40] },
+                    put(3, 2),
+                    Op::GetTimeout,
+                ],
+            ),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// channel_model
+
+#[test]
+fn channel_model_corpus_replays_without_panic_or_hang() {
+    let seeds = seeds_of("channel_model");
+    assert!(seeds.len() >= 6, "the channel_model seed corpus is missing: {} files", seeds.len());
+    let files: Vec<PathBuf> = seeds.into_iter().chain(regressions_of("channel_model")).collect();
+    replay_each("channel_model", &files, channel_model::run);
+}
+
+#[test]
+fn channel_model_corpus_has_every_generated_seed() {
+    let dir = fuzz_dir().join("corpus/channel_model");
+    for (name, bytes) in channel_model_seeds() {
+        let path = dir.join(format!("seed-{name}"));
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(committed == bytes, "{name}: regenerate the corpus");
+    }
+}
+
+/// One seed per channel, each with every kind of call, the edges of the
+/// ring (full, wrapping, streamed and boundary-sized messages, abandoned
+/// streams) and the end of the channel (close, a dropped pipe end).
+fn channel_model_seeds() -> Vec<(String, Vec<u8>)> {
+    use channel_model::{Chan, Op, Program, len_code};
+    let prog = |chan, big, default, ops: Vec<Op>| Program { chan, big, default, ops }.encode();
+    let l = len_code;
+    // Around the largest record of a 4 KiB ring (2040 bytes): a typed
+    // Vec<u8> of 2038 bytes encodes to 2040, one of 2039 to 2041.
+    let boundary = |v: u16| 0x8000 | v;
+    let queue_ops = |side: bool| {
+        vec![
+            Op::Send { side, len: l(0), seed: 1 },
+            Op::Send { side, len: l(10), seed: 2 },
+            Op::Send { side, len: boundary(14), seed: 3 },
+            Op::Send { side, len: boundary(15), seed: 4 },
+            Op::TrySend { side, len: l(5000), seed: 5 },
+            Op::Recv { side },
+            Op::TryRecv { side },
+            Op::RecvTimeout { side },
+            Op::RecvInPlace { side },
+            Op::SendBytes { side, len: l(100), seed: 6 },
+            Op::Reserve { side, len: l(50), seed: 7, commit: true },
+            Op::Reserve { side, len: l(60), seed: 8, commit: false },
+            Op::Reserve { side, len: l(3000), seed: 9, commit: true },
+            Op::RecvBytes { side },
+            Op::RecvInto { side, buf: 10 },
+            Op::RecvInto { side, buf: 100 },
+            Op::TrySend { side, len: l(1500), seed: 10 },
+            Op::TrySend { side, len: l(1500), seed: 11 },
+            Op::TrySend { side, len: l(1500), seed: 12 },
+            Op::SendTimeout { side, len: l(9000), seed: 13 },
+            Op::TryRecvBytes { side },
+            Op::RecvBytesTimeout { side },
+            Op::TryRecv { side },
+            Op::TrySendBytes { side, len: l(2040), seed: 14 },
+            Op::SendBytesTimeout { side, len: l(12000), seed: 15 },
+            Op::RecvInPlace { side },
+            Op::TryRecv { side },
+        ]
+    };
+    let mut queue = queue_ops(false);
+    queue.extend([
+        Op::Send { side: false, len: l(7), seed: 16 },
+        Op::Close { side: false },
+        Op::Send { side: false, len: l(1), seed: 17 },
+    ]);
+    queue.extend([Op::Recv { side: false }, Op::Recv { side: false }, Op::RecvBytes { side: false }]);
+    let mut wrap = Vec::new();
+    for i in 0..8 {
+        wrap.extend([Op::TrySend { side: false, len: l(1300 + 100 * i), seed: i as u8 }, Op::TryRecv { side: false }]);
+    }
+    let mut duplex = queue_ops(false);
+    duplex.extend(queue_ops(true));
+    duplex.extend([
+        Op::Send { side: false, len: l(20), seed: 20 },
+        Op::Send { side: true, len: l(21), seed: 21 },
+        Op::Close { side: false },
+        Op::TrySend { side: true, len: l(3), seed: 22 },
+        Op::Reserve { side: true, len: l(3), seed: 23, commit: true },
+        Op::Recv { side: false },
+        Op::TryRecv { side: false },
+        Op::RecvBytes { side: false },
+    ]);
+    let one_way = vec![
+        Op::Send { side: true, len: l(1), seed: 1 },
+        Op::SendBytesTimeout { side: true, len: l(9000), seed: 2 },
+        Op::Send { side: true, len: l(2), seed: 3 },
+        Op::Close { side: true },
+        Op::Recv { side: false },
+        Op::TryRecv { side: false },
+        Op::Recv { side: false },
+        Op::RecvTimeout { side: false },
+    ];
+    let one_way_receiver_gone = vec![
+        Op::Send { side: true, len: l(1), seed: 1 },
+        Op::Close { side: false },
+        Op::TrySend { side: true, len: l(1), seed: 2 },
+        Op::Send { side: true, len: l(1), seed: 3 },
+        Op::Reserve { side: true, len: l(4000), seed: 4, commit: true },
+    ];
+    let big = vec![
+        Op::Send { side: false, len: l(16383), seed: 1 },
+        Op::SendBytes { side: true, len: l(16000), seed: 2 },
+        Op::RecvBytes { side: true },
+        Op::RecvInPlace { side: false },
+        Op::RecvInto { side: false, buf: 16 },
+    ];
+    vec![
+        ("queue".into(), prog(Chan::Queue, false, false, queue)),
+        ("queue-8k-wrapping".into(), prog(Chan::Queue, true, false, wrap.clone())),
+        ("named-queue".into(), prog(Chan::NamedQueue, false, false, queue_ops(false))),
+        ("pipe".into(), prog(Chan::Pipe, false, false, duplex)),
+        ("pipe-wrapping".into(), prog(Chan::Pipe, false, false, wrap)),
+        ("pipe-default-capacity".into(), prog(Chan::Pipe, false, true, big.clone())),
+        ("one-way".into(), prog(Chan::OneWay, false, false, one_way)),
+        ("one-way-receiver-gone".into(), prog(Chan::OneWay, true, false, one_way_receiver_gone)),
+        ("one-way-default-capacity".into(), prog(Chan::OneWay, false, true, big)),
+    ]
 }
