@@ -417,7 +417,10 @@ impl<T: Message, F: Flavor> Core<T, F> {
         let published = ctrl.ring_status_published();
         let t = &ctrl.tasks.0;
         t.done
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| (d < published).then_some(d + 1))
+            // `then_some` computes its argument even when `d` (shared
+            // memory) is `u64::MAX`: wrapping, not `+`, which panicked there
+            // (found by the `open_segment` fuzz target).
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| (d < published).then_some(d.wrapping_add(1)))
             .map_err(|_| TaskDoneError)?;
         t.seq.fetch_add(1, Ordering::SeqCst);
         wait::wake(&t.seq, &t.waiters, u32::MAX);

@@ -57,7 +57,10 @@
 //! Every header and index read from shared memory is checked before use:
 //! `tail - head` within the capacity, a record within the published bytes,
 //! a known kind and check bits. A violation is [`Stop::Broken`], never an
-//! out-of-bounds access or a panic.
+//! out-of-bounds access or a panic. Index and counter arithmetic wraps, as
+//! the indices compare by wrapping difference: a peer that sets a counter
+//! near `u64::MAX` gets wrong counts, not an overflow panic (found by the
+//! `open_segment` fuzz target, whose builds check overflow).
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
@@ -301,7 +304,7 @@ impl<'a> Ring<'a> {
         self.used(head, start)?;
         let mut tail = start;
         while let Some(rec) = self.peek(tail)? {
-            tail += Record::size(rec.len);
+            tail = tail.wrapping_add(Record::size(rec.len));
             // A published record is within the capacity of `head`; a peer
             // that wrote headers all round the ring is not believed.
             self.used(head, tail)?;
@@ -478,14 +481,14 @@ impl<'a> Ring<'a> {
         }
         // The record goes at the start of the next lap, behind a padding
         // record to the end of the buffer.
-        Ok(Place { pos: tail + to_end, pad: Some((tail, to_end)) })
+        Ok(Place { pos: tail.wrapping_add(to_end), pad: Some((tail, to_end)) })
     }
 
     /// Publishes a record of `kind` and `len` bytes at `place` (payload
     /// already written) and wakes a receiver if one sleeps.
     fn publish(&self, place: Place, kind: u8, len: u64) {
         let Place { pos, pad } = place;
-        let next = pos + Record::size(len);
+        let next = pos.wrapping_add(Record::size(len));
         // `room` reserved this slot: the next header goes there.
         self.word(next).store(0, Ordering::Relaxed);
         let p = self.prod();
@@ -494,7 +497,7 @@ impl<'a> Ring<'a> {
             // uncounted (JoinableQueue::task_done relies on that). Only the
             // send_lock holder writes it: a plain load and store, not a
             // locked add, which would stall on the header line's miss.
-            p.published.store(p.published.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            p.published.store(p.published.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         }
         self.word(pos).store(Record::encode(kind, len, self.lap(pos)), Ordering::Release);
         if let Some((at, to_end)) = pad {
@@ -531,11 +534,11 @@ impl<'a> Ring<'a> {
         while left > 0 {
             let chunk = left.min(max);
             let size = Record::size(chunk);
-            if tail - start + self.need(tail, size) > free {
+            if tail.wrapping_sub(start) + self.need(tail, size) > free {
                 return Ok(false);
             }
             let to_end = self.cap - (tail & (self.cap - 1));
-            tail += if size <= to_end { size } else { to_end + size };
+            tail = tail.wrapping_add(if size <= to_end { size } else { to_end + size });
             left -= chunk;
         }
         Ok(true)
@@ -661,9 +664,9 @@ impl<'a> Ring<'a> {
         let c = self.cons();
         if delivered {
             // Only the recv_lock holder writes it.
-            c.delivered.store(c.delivered.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            c.delivered.store(c.delivered.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         }
-        c.head.store(head + Record::size(rec.len), Ordering::Release);
+        c.head.store(head.wrapping_add(Record::size(rec.len)), Ordering::Release);
         Self::notify(&self.ctrl.writers.0, 1);
     }
 
