@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::PoolError;
+use super::calls::Call;
+use super::{Pool, PoolError};
 
-/// Drives a call until a deadline (for ever if `None`): its outcome once
-/// known.
-pub(super) type Drive<'p, T> = Box<dyn FnMut(Option<Instant>) -> Option<Result<T, PoolError>> + 'p>;
+/// Decodes a complete call into its result.
+pub(super) type Finish<'p, T> = Box<dyn FnOnce(Call) -> Result<T, PoolError> + 'p>;
 
 /// A success callback.
 type OnSuccess<'p, T> = Box<dyn FnOnce(&T) + 'p>;
@@ -18,23 +18,48 @@ type OnError<'p> = Box<dyn FnOnce(&PoolError) + 'p>;
 ///
 /// # Design
 ///
-/// The call's chunks are all queued when it is made, so the workers run them
-/// while the caller does other things. The results are collected by the
-/// caller's thread, in [`ready`](Self::ready), [`wait`](Self::wait) and
-/// [`get`](Self::get), not by a background thread: a pool with no thread of
-/// its own can still fork replacement workers (forking refuses to run in a
-/// process with several threads), and worker deaths are noticed and reported
-/// exactly as for [`Pool::map`](crate::Pool::map). The handle borrows the pool mutably, so one
-/// asynchronous call is outstanding at a time.
+/// The call's chunks are queued when it is made, so the workers run them
+/// while the caller does other things. Several calls may be outstanding at
+/// once: a handle borrows the pool shared, and asking any handle
+/// ([`ready`](Self::ready), [`wait`](Self::wait), [`get`](Self::get))
+/// collects the results that arrived for every outstanding call, filing
+/// each under its call (by call number), so that Python's idiom works:
+///
+/// ```
+/// multiproc::test_support!();
+/// use multiproc::Pool;
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = Pool::new(2)?;
+/// let results: Vec<_> = (1..=5).map(|x| pool.apply_async(square, x)).collect();
+/// let squares = results.into_iter().map(|r| r.get()).collect::<Result<Vec<_>, _>>()?;
+/// assert_eq!(squares, vec![1, 4, 9, 16, 25]);
+/// # Ok::<(), multiproc::PoolError>(())
+/// ```
+///
+/// Results are collected by the caller's thread, not by a background
+/// thread: a pool with no thread of its own can still fork replacement
+/// workers (forking refuses to run in a process with several threads), and
+/// worker deaths are noticed and reported exactly as for
+/// [`Pool::map`](crate::Pool::map). Methods that take the pool mutably
+/// ([`map`](crate::Pool::map), [`close`](crate::Pool::close), ...) wait,
+/// by the borrow rules, until the handles are gone.
 ///
 /// The callbacks ([`on_success`](Self::on_success),
-/// [`on_error`](Self::on_error)) run on the caller's thread when the outcome
-/// becomes known: exactly one of them, once. If the handle is dropped before
-/// that while a callback is set, the drop waits for the outcome and runs it;
-/// without callbacks, dropping the handle abandons the call (its queued
-/// chunks are removed; running ones finish and are ignored).
+/// [`on_error`](Self::on_error)) run on the caller's thread, exactly one of
+/// them, once: when this handle is asked and finds the outcome, or at once
+/// if it is already known when the callback is set. If the handle is
+/// dropped before that while a callback is set, the drop waits for the
+/// outcome and runs it; without callbacks, dropping the handle abandons the
+/// call (its queued chunks are removed; running ones finish and are
+/// ignored).
 pub struct AsyncResult<'p, T> {
-    drive: Drive<'p, T>,
+    pool: Option<&'p Pool>,
+    job: u64,
+    finish: Option<Finish<'p, T>>,
     outcome: Option<Result<T, PoolError>>,
     taken: bool,
     on_success: Option<OnSuccess<'p, T>>,
@@ -42,8 +67,30 @@ pub struct AsyncResult<'p, T> {
 }
 
 impl<'p, T> AsyncResult<'p, T> {
-    pub(super) fn new(drive: Drive<'p, T>) -> AsyncResult<'p, T> {
-        AsyncResult { drive, outcome: None, taken: false, on_success: None, on_error: None }
+    /// The handle of call `job`, registered with `pool`.
+    pub(super) fn new(pool: &'p Pool, job: u64, finish: Finish<'p, T>) -> AsyncResult<'p, T> {
+        AsyncResult {
+            pool: Some(pool),
+            job,
+            finish: Some(finish),
+            outcome: None,
+            taken: false,
+            on_success: None,
+            on_error: None,
+        }
+    }
+
+    /// A handle whose outcome is known already.
+    pub(super) fn done(outcome: Result<T, PoolError>) -> AsyncResult<'p, T> {
+        AsyncResult {
+            pool: None,
+            job: 0,
+            finish: None,
+            outcome: Some(outcome),
+            taken: false,
+            on_success: None,
+            on_error: None,
+        }
     }
 
     /// Sets the callback run with the result when the call succeeds (if it
@@ -85,7 +132,15 @@ impl<'p, T> AsyncResult<'p, T> {
     /// Collects results until the outcome is known or `deadline` passes.
     fn drive_until(&mut self, deadline: Option<Instant>) -> bool {
         if self.outcome.is_none() && !self.taken {
-            self.outcome = (self.drive)(deadline);
+            if let Some(pool) = self.pool
+                && pool.pump(self.job, deadline)
+            {
+                let outcome = match (pool.take_call(self.job), self.finish.take()) {
+                    (Some(call), Some(finish)) => finish(call),
+                    _ => Err(PoolError::Channel("the call was lost from the pool's registry".into())),
+                };
+                self.outcome = Some(outcome);
+            }
             self.fire();
         }
         self.outcome.is_some() || self.taken
@@ -145,10 +200,16 @@ impl<'p, T> AsyncResult<'p, T> {
 }
 
 impl<T> Drop for AsyncResult<'_, T> {
-    /// Waits for the outcome if a callback is still due, and runs it.
+    /// Waits for the outcome if a callback is still due, and runs it;
+    /// otherwise abandons a call still running.
     fn drop(&mut self) {
         if self.on_success.is_some() || self.on_error.is_some() {
             self.drive_until(None);
+        } else if self.outcome.is_none()
+            && !self.taken
+            && let Some(pool) = self.pool
+        {
+            pool.abandon(self.job);
         }
     }
 }

@@ -120,9 +120,8 @@ where
         chunksize: usize,
         ordered: bool,
     ) -> Imap<'p, I, R> {
-        let job = pool.next_job;
-        pool.next_job += 1;
-        let max_chunks = (4 * pool.workers.len()).max(8);
+        let job = pool.new_job();
+        let max_chunks = (4 * pool.processes()).max(8);
         let mut it = Imap {
             pool,
             items: items.fuse(),
@@ -234,17 +233,6 @@ where
         }
     }
 
-    /// Sends every chunk at once (as far as the queue takes them), for the
-    /// `*_async` calls, whose input is already in memory.
-    pub(super) fn send_all(&mut self) {
-        if self.error.is_none() {
-            self.max_chunks = usize::MAX;
-            if let Err(e) = self.fill_and_send() {
-                self.error = Some(e);
-            }
-        }
-    }
-
     /// Reads and sends chunks up to the bound, then waits at most `slice`
     /// for a reply and looks at the workers; whether a reply came.
     fn step(&mut self, slice: Duration) -> Result<bool, PoolError> {
@@ -302,7 +290,7 @@ where
             };
             let progressed = reply.is_some();
             if let Some(view) = reply {
-                Pool::handle(&mut pool.held, &view, &mut self.c);
+                Pool::handle(pool.held.get_mut(), &view, &mut self.c);
             }
             progressed
         };

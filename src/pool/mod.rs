@@ -18,8 +18,10 @@
 //! [`Pool::apply_async`] and [`Pool::starmap_async`] queue the work and
 //! return an [`AsyncResult`]. The pool has no thread of its own: results are
 //! collected by the caller's thread while it waits (so that replacement
-//! workers can still be forked), and every call borrows the pool mutably,
-//! so one call is outstanding at a time.
+//! workers can still be forked). The asynchronous calls borrow the pool
+//! shared, so several may be outstanding at once (asking one handle files
+//! the results that arrive for the others, see [`AsyncResult`]); the other
+//! calls borrow it mutably, one at a time.
 //!
 //! # Decisions
 //!
@@ -41,6 +43,15 @@
 //!   allows; Python's default chunksize needs the length, so other inputs
 //!   are collected first. A raw chunk larger than half the task queue (4 MiB)
 //!   is split: the chunksize is lowered to fit.
+//! - **Asynchronous calls share the pool.** `map_async`, `apply_async` and
+//!   `starmap_async` take `&self`; the pool keeps a registry of outstanding
+//!   calls keyed by call number (the `calls` module), and whichever handle
+//!   is asked feeds every call's waiting chunks, files every reply under its
+//!   call, and replaces dead workers, failing the chunk each one held in
+//!   whichever call it belongs to. A handle's callbacks run when that handle
+//!   is asked or dropped (callbacks may borrow the caller's locals, so the
+//!   pool cannot keep them). The workers, the announced chunks and the
+//!   registry sit in `RefCell`s: a `Pool` is still `Send`, not `Sync`.
 //! - **[`Pool::starmap`] takes a [`StarFn`]**: a function pointer of one to
 //!   six arguments, called with tuples. A function item must be cast to the
 //!   pointer type (`power as fn(u64, u32) -> u64`), because Rust only
@@ -48,12 +59,14 @@
 //!   signature.
 
 mod async_result;
+mod calls;
 mod error;
 mod imap;
 mod star;
 mod wire;
 mod worker;
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -216,20 +229,21 @@ impl PoolBuilder {
         let tasks = Queue::new(QUEUE_CAPACITY).map_err(|e| PoolError::Channel(e.to_string()))?;
         let replies = Queue::new(QUEUE_CAPACITY).map_err(|e| PoolError::Channel(e.to_string()))?;
         let mut pool = Pool {
-            workers: Vec::with_capacity(self.processes),
+            workers: RefCell::new(Vec::with_capacity(self.processes)),
             tasks,
             replies,
             method: self.method,
             starter: self.starter,
             maxtasks: self.maxtasks,
-            next_id: 0,
-            next_job: 0,
-            held: HashMap::new(),
+            next_id: Cell::new(0),
+            next_job: Cell::new(0),
+            held: RefCell::new(HashMap::new()),
+            calls: RefCell::new(calls::Calls::default()),
             state: State::Open,
         };
         for _ in 0..self.processes {
             let w = pool.start_worker()?;
-            pool.workers.push(w);
+            pool.workers.get_mut().push(w);
         }
         Ok(pool)
     }
@@ -265,16 +279,21 @@ impl PoolBuilder {
 /// # Ok::<(), multiproc::PoolError>(())
 /// ```
 pub struct Pool {
-    workers: Vec<Worker>,
+    /// The workers; in a `RefCell` (as the other mutable parts) because an
+    /// [`AsyncResult`] collects results, and replaces dead workers, through
+    /// a shared borrow of the pool.
+    workers: RefCell<Vec<Worker>>,
     tasks: Frames,
     replies: Frames,
     method: StartMethod,
     starter: Starter,
     maxtasks: Option<usize>,
-    next_id: u64,
-    next_job: u64,
+    next_id: Cell<u64>,
+    next_job: Cell<u64>,
     /// The chunk each worker (by id) announced and has not finished.
-    held: HashMap<u64, (u64, u32)>,
+    held: RefCell<HashMap<u64, (u64, u32)>>,
+    /// The outstanding asynchronous calls (see [`calls`]).
+    calls: RefCell<calls::Calls>,
     state: State,
 }
 
@@ -413,6 +432,46 @@ impl<R: DeserializeOwned + 'static> Collect<R> {
         self.settle(chunk, outcome);
     }
 
+    /// The `n` results in input order once every chunk is settled, or the
+    /// first error in input order.
+    fn into_results(self, n: usize) -> Result<Vec<R>, PoolError> {
+        let mut out = Vec::new();
+        for slot in self.done {
+            if let Slot::Settled(outcome) = slot {
+                let values = outcome?;
+                if self.direct.is_some() {
+                    // The results are in place already.
+                } else if out.is_empty() {
+                    out = values;
+                    out.reserve(n - out.len());
+                } else {
+                    out.extend(values);
+                }
+            }
+        }
+        Ok(self.direct.unwrap_or(out))
+    }
+
+    /// Decodes a complete asynchronous call of `n` items into its results.
+    fn from_call(call: calls::Call, n: usize) -> Result<Vec<R>, PoolError> {
+        if let Some(e) = call.failed {
+            return Err(e);
+        }
+        let mut c = Collect::new(0);
+        for &(start, len) in &call.spans {
+            c.push(start, len)?;
+        }
+        c.direct = wire::raw_zeroed::<R>(n);
+        for (chunk, settled) in (0u32..).zip(call.settled) {
+            match settled {
+                Some(Ok(body)) => c.finish(chunk, &body),
+                Some(Err(e)) => c.settle(chunk, Err(e)),
+                None => c.settle(chunk, Err(PoolError::Channel("a chunk of the call was never settled".into()))),
+            }
+        }
+        c.into_results(n)
+    }
+
     /// The number of the next chunk to be added.
     fn end(&self) -> u32 {
         self.base + self.done.len() as u32
@@ -475,13 +534,13 @@ impl Pool {
 
     /// The number of worker processes.
     pub fn processes(&self) -> usize {
-        self.workers.len()
+        self.workers.borrow().len()
     }
 
     /// The process ids of the current workers (a replaced worker has a new
     /// one).
     pub fn pids(&self) -> Vec<u32> {
-        self.workers.iter().filter_map(|w| w.process.pid()).collect()
+        self.workers.borrow().iter().filter_map(|w| w.process.pid()).collect()
     }
 
     /// Applies `f` to every item, in the workers, and returns the results in
@@ -748,13 +807,13 @@ impl Pool {
     ///
     /// The handle's `get` returns the errors of [`map`](Self::map), except
     /// that it stops at the first failure in input order.
-    pub fn map_async<A, R>(&mut self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> AsyncResult<'_, Vec<R>>
+    pub fn map_async<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> AsyncResult<'_, Vec<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let items: Vec<A> = items.into_iter().collect();
-        let chunksize = items.len().div_ceil(4 * self.workers.len()).max(1);
+        let chunksize = self.default_chunksize(items.len());
         self.map_async_chunksize(f, items, chunksize)
     }
 
@@ -764,7 +823,7 @@ impl Pool {
     ///
     /// As [`map_async`](Self::map_async); [`PoolError::ZeroChunksize`].
     pub fn map_async_chunksize<A, R>(
-        &mut self,
+        &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
         chunksize: usize,
@@ -775,8 +834,7 @@ impl Pool {
     {
         let items: Vec<A> = items.into_iter().collect();
         let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
-        let it = Imap::new(self, items.into_iter(), code, worker::tag_of::<A, R>(), chunksize, true);
-        async_collect(it)
+        self.start_async(code, worker::tag_of::<A, R>(), items, chunksize, Ok)
     }
 
     /// Starts [`apply`](Self::apply) and returns at once with a handle to
@@ -785,19 +843,15 @@ impl Pool {
     /// # Errors
     ///
     /// The handle's `get` returns the errors of [`apply`](Self::apply).
-    pub fn apply_async<A, R>(&mut self, f: fn(A) -> R, arg: A) -> AsyncResult<'_, R>
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> AsyncResult<'_, R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let code = Self::code_of(worker::runner_of::<A, R>(), f as *const ());
-        let it = Imap::new(self, std::iter::once(arg), code, worker::tag_of::<A, R>(), 1, true);
-        let mut all = collector(it);
-        AsyncResult::new(Box::new(move |deadline| {
-            all(deadline).map(|r| {
-                r.and_then(|mut v| v.pop().ok_or_else(|| PoolError::Decode("a worker returned no result".into())))
-            })
-        }))
+        self.start_async(code, worker::tag_of::<A, R>(), vec![arg], 1, |mut v: Vec<R>| {
+            v.pop().ok_or_else(|| PoolError::Decode("a worker returned no result".into()))
+        })
     }
 
     /// Starts [`starmap`](Self::starmap) and returns at once with a handle
@@ -806,17 +860,91 @@ impl Pool {
     /// # Errors
     ///
     /// As [`map_async`](Self::map_async).
-    pub fn starmap_async<F, Args, R>(&mut self, f: F, items: impl IntoIterator<Item = Args>) -> AsyncResult<'_, Vec<R>>
+    pub fn starmap_async<F, Args, R>(&self, f: F, items: impl IntoIterator<Item = Args>) -> AsyncResult<'_, Vec<R>>
     where
         F: StarFn<Args, R>,
         Args: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let items: Vec<Args> = items.into_iter().collect();
-        let chunksize = items.len().div_ceil(4 * self.workers.len()).max(1);
+        let chunksize = self.default_chunksize(items.len());
         let code = Self::code_of(star::runner_of::<F, Args, R>(), star::addr_of(f));
-        let it = Imap::new(self, items.into_iter(), code, star::tag_of::<F>(), chunksize, true);
-        async_collect(it)
+        self.start_async(code, star::tag_of::<F>(), items, chunksize, Ok)
+    }
+
+    /// Registers an asynchronous call of the runner and target `code` over
+    /// `items` and returns its handle, whose result is `convert` of the
+    /// results in order.
+    fn start_async<X, R, T>(
+        &self,
+        code: Result<(isize, isize), PoolError>,
+        tag: &'static str,
+        items: Vec<X>,
+        chunksize: usize,
+        convert: fn(Vec<R>) -> Result<T, PoolError>,
+    ) -> AsyncResult<'_, T>
+    where
+        X: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        T: 'static,
+    {
+        let code = match code {
+            _ if chunksize == 0 => return AsyncResult::done(Err(PoolError::ZeroChunksize)),
+            _ if self.state != State::Open => return AsyncResult::done(Err(PoolError::Closed)),
+            Err(e) => return AsyncResult::done(Err(e)),
+            Ok(code) => code,
+        };
+        if items.is_empty() {
+            return AsyncResult::done(convert(Vec::new()));
+        }
+        let job = self.new_job();
+        let (spans, frames) = match self.frames(job, code, tag, &items, chunksize) {
+            Ok(x) => x,
+            Err(e) => return AsyncResult::done(Err(e)),
+        };
+        self.register(job, spans, frames);
+        let n = items.len();
+        AsyncResult::new(self, job, Box::new(move |call| Collect::<R>::from_call(call, n).and_then(convert)))
+    }
+
+    /// Encodes the chunks of `items` as `Run` frames of call `job`: their
+    /// spans and frames, in order. An argument that cannot be encoded fails
+    /// the whole call before anything is sent.
+    #[allow(clippy::type_complexity, reason = "spans and frames, as their names say")]
+    #[allow(clippy::ptr_arg, reason = "a `Vec` can be downcast to find the raw fast path")]
+    fn frames<X: Serialize + 'static>(
+        &self,
+        job: u64,
+        (runner, target): (isize, isize),
+        tag: &'static str,
+        items: &Vec<X>,
+        chunksize: usize,
+    ) -> Result<(Vec<(usize, usize)>, Vec<Vec<u8>>), PoolError> {
+        let raw = wire::raw_bytes(items);
+        let size = std::mem::size_of::<X>();
+        // A frame larger than this could never be put in the task queue.
+        let max = self.tasks.capacity() - (64 << 10);
+        let mut spans = Vec::new();
+        let mut frames = Vec::new();
+        for (i, part) in items.chunks(chunksize).enumerate() {
+            let chunk = u32::try_from(i).map_err(|_| PoolError::Encode("more than 2^32 chunks".into()))?;
+            spans.push((i * chunksize, part.len()));
+            let mut frame = Vec::new();
+            RunHeader { job, chunk, runner, target, tag }.append(&mut frame);
+            match raw {
+                Some(raw) => frame.extend_from_slice(&raw[i * chunksize * size..][..std::mem::size_of_val(part)]),
+                None => wire::encode_slice(part, &mut frame).map_err(PoolError::Encode)?,
+            }
+            if frame.len() > max {
+                return Err(PoolError::Encode(format!(
+                    "a chunk of {} bytes does not fit in the task queue ({} bytes): use a smaller chunksize",
+                    frame.len(),
+                    self.tasks.capacity()
+                )));
+            }
+            frames.push(frame);
+        }
+        Ok((spans, frames))
     }
 
     /// The offsets of a runner and a target.
@@ -849,7 +977,7 @@ impl Pool {
             State::Closed => {}
         }
         let deadline = Instant::now() + STOP_WAIT;
-        let mut stops = self.workers.len();
+        let mut stops = self.workers.get_mut().len();
         while stops > 0 {
             match self.tasks.try_put_bytes(&[wire::TASK_STOP]) {
                 Ok(()) => stops -= 1,
@@ -860,7 +988,7 @@ impl Pool {
             }
         }
         let mut first_error = None;
-        for w in &mut self.workers {
+        for w in self.workers.get_mut().iter_mut() {
             let stopped = match w.process.join_timeout(STOP_WAIT) {
                 Ok(Some(_)) => Ok(()),
                 Ok(None) => w.process.kill().and_then(|()| w.process.join_timeout(KILL_WAIT).map(drop)),
@@ -882,19 +1010,19 @@ impl Pool {
             return;
         }
         self.state = State::Finished;
-        for w in &mut self.workers {
+        for w in self.workers.get_mut().iter_mut() {
             let _ = w.process.kill();
         }
-        for w in &mut self.workers {
+        for w in self.workers.get_mut().iter_mut() {
             let _ = w.process.join_timeout(KILL_WAIT);
         }
         self.tasks.close();
         self.replies.close();
     }
 
-    fn start_worker(&mut self) -> Result<Worker, PoolError> {
-        let id = self.next_id;
-        self.next_id += 1;
+    fn start_worker(&self) -> Result<Worker, PoolError> {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
         let mut process = (self.starter)(self.tasks.clone(), self.replies.clone(), id, self.maxtasks)
             .name(format!("PoolWorker-{id}"))
             .start_method(self.method)
@@ -905,7 +1033,7 @@ impl Pool {
 
     /// Python's default chunksize for `n` items: ceil(n / (4 × workers)).
     fn default_chunksize(&self, n: usize) -> usize {
-        n.div_ceil(4 * self.workers.len()).max(1)
+        n.div_ceil(4 * self.processes()).max(1)
     }
 
     /// Runs `f` on chunks of `items` (of `chunksize` items, or Python's
@@ -942,14 +1070,19 @@ impl Pool {
         }
     }
 
+    /// A new call's number.
+    fn new_job(&self) -> u64 {
+        let job = self.next_job.get();
+        self.next_job.set(job + 1);
+        job
+    }
+
     /// Starts a call: its job number, or why it cannot start.
     fn begin(&mut self) -> Result<u64, PoolError> {
         if self.state != State::Open {
             return Err(PoolError::Closed);
         }
-        let job = self.next_job;
-        self.next_job += 1;
-        Ok(job)
+        Ok(self.new_job())
     }
 
     /// Sends `n` raw items read from `items`, a chunk at a time, each written
@@ -1026,29 +1159,11 @@ impl Pool {
             return Ok(Vec::new());
         }
         let mut c = Collect::new(job);
-        let raw = wire::raw_bytes(items);
-        let size = std::mem::size_of::<X>();
-        // A frame larger than this could never be put in the task queue.
-        let max = self.tasks.capacity() - (64 << 10);
-        // Encoded frames, last chunk first.
-        let mut frames = Vec::new();
-        for (i, part) in items.chunks(chunksize).enumerate() {
-            let chunk = c.push(i * chunksize, part.len())?;
-            let mut frame = Vec::new();
-            RunHeader { job, chunk, runner, target, tag }.append(&mut frame);
-            match raw {
-                Some(raw) => frame.extend_from_slice(&raw[i * chunksize * size..][..std::mem::size_of_val(part)]),
-                None => wire::encode_slice(part, &mut frame).map_err(PoolError::Encode)?,
-            }
-            if frame.len() > max {
-                return Err(PoolError::Encode(format!(
-                    "a chunk of {} bytes does not fit in the task queue ({} bytes): use a smaller chunksize",
-                    frame.len(),
-                    self.tasks.capacity()
-                )));
-            }
-            frames.push(frame);
+        let (spans, mut frames) = self.frames(job, (runner, target), tag, items, chunksize)?;
+        for (start, len) in spans {
+            c.push(start, len)?;
         }
+        // Last chunk first.
         frames.reverse();
         let feed = |tasks: &Frames| -> Result<bool, PoolError> {
             while let Some(frame) = frames.pop() {
@@ -1088,7 +1203,7 @@ impl Pool {
                 all_sent = feed(&self.tasks)?;
             }
             match self.replies.get_in_place_timeout(SLICE) {
-                Ok(view) => Self::handle(&mut self.held, &view, &mut c),
+                Ok(view) => Self::handle(self.held.get_mut(), &view, &mut c),
                 Err(e) if e.is_timeout() => {}
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(1)),
                 Err(e) => return Err(PoolError::Channel(e.to_string())),
@@ -1098,21 +1213,7 @@ impl Pool {
                 self.check_workers(&mut c, &mut orphan_since, all_sent)?;
             }
         }
-        let mut out = Vec::new();
-        for slot in c.done {
-            if let Slot::Settled(outcome) = slot {
-                let values = outcome?;
-                if c.direct.is_some() {
-                    // The results are in place already.
-                } else if out.is_empty() {
-                    out = values;
-                    out.reserve(n - out.len());
-                } else {
-                    out.extend(values);
-                }
-            }
-        }
-        Ok(c.direct.unwrap_or(out))
+        c.into_results(n)
     }
 
     /// Takes note of a reply: who runs what, and the results of this call's
@@ -1136,7 +1237,7 @@ impl Pool {
     /// Handles every reply waiting now.
     fn drain_replies<R: DeserializeOwned + 'static>(&mut self, c: &mut Collect<R>) {
         while let Ok(view) = self.replies.try_get_in_place() {
-            Self::handle(&mut self.held, &view, c);
+            Self::handle(self.held.get_mut(), &view, c);
         }
     }
 
@@ -1147,14 +1248,15 @@ impl Pool {
         orphan_since: &mut Option<Orphan>,
         all_sent: bool,
     ) -> Result<(), PoolError> {
-        for i in 0..self.workers.len() {
-            if self.workers[i].process.is_alive() {
+        for i in 0..self.processes() {
+            if self.workers.get_mut()[i].process.is_alive() {
                 continue;
             }
             // Everything the dead worker sent is in the queue by now.
             self.drain_replies(c);
-            let exitcode = self.workers[i].process.exitcode();
-            match self.held.remove(&self.workers[i].id) {
+            let exitcode = self.workers.get_mut()[i].process.exitcode();
+            let id = self.workers.get_mut()[i].id;
+            match self.held.get_mut().remove(&id) {
                 Some((job, chunk)) => {
                     if job == c.job
                         && let Some(index) = c.start(chunk)
@@ -1169,7 +1271,7 @@ impl Pool {
                 None => *orphan_since = Some((Instant::now(), exitcode, c.end())),
             }
             let replacement = self.start_worker()?;
-            self.workers[i] = replacement;
+            self.workers.get_mut()[i] = replacement;
         }
         if let Some((since, exitcode, end)) = *orphan_since {
             if since.elapsed() >= ORPHAN_GRACE && all_sent && self.tasks.is_empty() {
@@ -1178,7 +1280,7 @@ impl Pool {
                 // that no worker announced was lost with the dead worker (if
                 // it existed when the worker died: an `imap` adds chunks).
                 for chunk in c.pending_chunks().into_iter().filter(|&chunk| chunk < end) {
-                    let held = self.held.values().any(|&(job, ch)| job == c.job && ch == chunk);
+                    let held = self.held.get_mut().values().any(|&(job, ch)| job == c.job && ch == chunk);
                     if !held && let Some(index) = c.start(chunk) {
                         c.settle(chunk, Err(PoolError::WorkerDied { index, exitcode }));
                     }
@@ -1188,38 +1290,6 @@ impl Pool {
         }
         Ok(())
     }
-}
-
-/// Queues every chunk of `it` now and returns a handle that collects its
-/// results in order, stopping at the first error.
-fn async_collect<'p, I, R>(it: Imap<'p, I, R>) -> AsyncResult<'p, Vec<R>>
-where
-    I: Iterator + 'p,
-    I::Item: Serialize + 'static,
-    R: DeserializeOwned + 'static,
-{
-    AsyncResult::new(collector(it))
-}
-
-/// The driver of [`async_collect`].
-fn collector<'p, I, R>(mut it: Imap<'p, I, R>) -> async_result::Drive<'p, Vec<R>>
-where
-    I: Iterator + 'p,
-    I::Item: Serialize + 'static,
-    R: DeserializeOwned + 'static,
-{
-    it.send_all();
-    let mut out = Vec::new();
-    Box::new(move |deadline| {
-        loop {
-            match it.poll(deadline) {
-                imap::Poll::Item(Ok(v)) => out.push(v),
-                imap::Poll::Item(Err(e)) => return Some(Err(e)),
-                imap::Poll::End => return Some(Ok(std::mem::take(&mut out))),
-                imap::Poll::Pending => return None,
-            }
-        }
-    })
 }
 
 impl Drop for Pool {
@@ -1232,7 +1302,7 @@ impl Drop for Pool {
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("processes", &self.workers.len())
+            .field("processes", &self.processes())
             .field("start_method", &self.method)
             .field("state", &self.state)
             .field("pids", &self.pids())
