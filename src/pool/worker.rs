@@ -20,13 +20,11 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::wire::{self, Frames, TaskFrame};
-use crate::channel::TryRecvError;
 use crate::process::code_at;
 
 /// Why a chunk did not produce its results.
@@ -165,25 +163,6 @@ fn execute(runner: isize, target: isize, tag: &str, args: &[u8], out: &mut Vec<u
     runner(code_at(target), tag, args, out)
 }
 
-/// How long a worker that finished a chunk keeps looking for the next one
-/// before it sleeps: waking a sleeping process costs tens of microseconds
-/// on an idle core, more than a small chunk takes, and calls often come
-/// back to back.
-const LINGER: Duration = Duration::from_micros(200);
-
-/// The next task frame: polled for [`LINGER`], then waited for.
-fn next_task(tasks: &Frames) -> Result<crate::channel::ReadView<'_>, ()> {
-    let start = Instant::now();
-    loop {
-        match tasks.try_get_in_place() {
-            Ok(view) => return Ok(view),
-            Err(TryRecvError::Empty) if start.elapsed() < LINGER => std::hint::spin_loop(),
-            Err(TryRecvError::Empty) => return tasks.get_in_place().map_err(drop),
-            Err(_) => return Err(()),
-        }
-    }
-}
-
 /// What a worker process is started with.
 #[derive(Serialize, Deserialize)]
 pub(super) struct WorkerArgs<A> {
@@ -230,7 +209,7 @@ pub(super) fn worker_main<A: DeserializeOwned>(arg: WorkerArgs<A>) {
     loop {
         // Copy the frame out of the queue at once, so that the receive lock
         // and the ring's room are given back before the chunk runs.
-        match next_task(&tasks) {
+        match tasks.get_in_place() {
             Ok(view) => {
                 task.clear();
                 task.extend_from_slice(&view);
