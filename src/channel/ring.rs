@@ -75,6 +75,19 @@ pub(crate) const MIN_CAPACITY: usize = 4096;
 /// How long a sleeper sleeps before it looks whether its peers are alive.
 pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 
+/// How long a `try_` or timed receive that has begun a streamed message
+/// waits for the next part once its deadline has passed: while a producer
+/// holds `send_lock` it has room (this consumer drained the ring), so a
+/// stream that makes no progress for this long has a producer that is
+/// stopped, or a `send_lock` word that a faulty or hostile peer wrote (it
+/// names a thread that will never let go). Such a call then gives up, and
+/// the message is lost whole (the next consumer skips the rest of the
+/// stream). Blocking calls wait as long as the lock is held. (Found by the
+/// `ring_reader` fuzz target: `try_get` hung on a forged stream start.
+/// Under `cargo fuzz`, 2 ms, so that such inputs are not a second each.)
+#[allow(unexpected_cfgs)] // `cargo fuzz` sets it; Cargo.toml does not declare it
+const STREAM_STALL: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } else { Duration::from_secs(1) };
+
 const HEADER: u64 = 8;
 const FULL: u8 = 1;
 const FIRST: u8 = 2;
@@ -699,7 +712,9 @@ impl<'a> Ring<'a> {
     ///
     /// A deadline bounds the wait for a message to *begin*: once part of a
     /// streamed message has been taken, the call waits for the rest as long
-    /// as its producer is alive, since giving up would lose it.
+    /// as its producer is alive and making progress, since giving up would
+    /// lose it; a `try_` or timed call gives up [`STREAM_STALL`] without
+    /// progress after its deadline.
     pub(crate) fn recv(
         &self,
         out: &mut Vec<u8>,
@@ -711,9 +726,12 @@ impl<'a> Ring<'a> {
         if try_only && self.looks_empty() {
             return Err(Stop::Timeout);
         }
+        let bounded = try_only || deadline.is_some();
         loop {
             let held = acquire(&self.ctrl.recv_lock.0, deadline, try_only)?;
             let mut streaming = false;
+            // The stream's length so far, and when it last grew.
+            let mut progress = (0, Instant::now());
             loop {
                 if self.drain_one(out, &mut streaming)? {
                     return Ok(());
@@ -728,8 +746,25 @@ impl<'a> Ring<'a> {
                     streaming = false;
                     continue;
                 }
+                if out.len() != progress.0 {
+                    progress = (out.len(), Instant::now());
+                }
+                let mut slice = wait::deadline(LIVENESS_SLICE);
+                if bounded {
+                    let stalled = progress.1.checked_add(STREAM_STALL);
+                    if (try_only || wait::expired(deadline)) && wait::expired(stalled) {
+                        // The parts taken so far are dropped with `out`.
+                        out.clear();
+                        return Err(Stop::Timeout);
+                    }
+                    // (Not `Option::min`, for which `None` is the least.)
+                    slice = match (slice, stalled) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 let r = &self.ctrl.readers.0;
-                wait::wait_until_ring(|| self.has_data(), &r.seq, &r.waiters, wait::deadline(LIVENESS_SLICE));
+                wait::wait_until_ring(|| self.has_data(), &r.seq, &r.waiters, slice);
             }
         }
     }
