@@ -747,6 +747,13 @@ macro_rules! queue_type {
 
             /// Takes a message, waiting at most `timeout` for one to begin.
             ///
+            /// Once a message larger than one record has begun, the rest is
+            /// awaited past `timeout` while its producer makes progress; a
+            /// producer that holds the queue's send lock without sending
+            /// anything for a second (stopped, or a corrupt lock word) makes
+            /// the call give up with a timeout, and that message is lost
+            /// whole. `try_get` does the same.
+            ///
             /// # Errors
             ///
             /// [`RecvTimeoutError::Timeout`], otherwise as [`get`](Self::get).
