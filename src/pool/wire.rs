@@ -297,20 +297,6 @@ pub(super) fn is_raw<T: 'static>() -> bool {
     false
 }
 
-/// Appends the raw bytes of `item` to `out` when `T` travels raw; whether
-/// it did. (The type test is decided at compile time for each `T`.)
-#[inline]
-pub(super) fn push_raw<T: 'static>(item: &T, out: &mut Vec<u8>) -> bool {
-    let any: &dyn Any = item;
-    for_raw_types!(P => {
-        if let Some(p) = any.downcast_ref::<P>() {
-            out.extend_from_slice(bytemuck::bytes_of(p));
-            return true;
-        }
-    });
-    false
-}
-
 /// Writes the raw bytes of the items of `items` one after the other into
 /// `out`, until either runs out; the number of items written. Nothing is
 /// written when `T` does not travel raw.
@@ -507,10 +493,6 @@ mod tests {
         let items: Vec<i32> = vec![-3, 0, 7];
         let mut bytes = Vec::new();
         encode_items(&items, &mut bytes).unwrap();
-        let mut pushed = Vec::new();
-        assert!(items.iter().all(|x| push_raw(x, &mut pushed)));
-        assert_eq!(pushed, bytes);
-        assert!(!push_raw(&(1u8, 2u8), &mut pushed));
         let mut written = vec![0; 16];
         assert_eq!(write_raw(items.iter().copied(), &mut written), 3);
         assert_eq!(written[..12], bytes);

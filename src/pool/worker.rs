@@ -107,37 +107,22 @@ pub(super) fn decode_args<X: DeserializeOwned + 'static>(args: &[u8]) -> Result<
 /// a panic makes the chunk fail with the first failed item's index and
 /// message (the items after it still run; the caller then discards `out`).
 pub(super) fn call_each<X, R: Serialize + 'static>(
-    mut args: impl Iterator<Item = X>,
+    args: impl Iterator<Item = X>,
     f: impl Fn(X) -> R,
     out: &mut Vec<u8>,
 ) -> Result<(), Failed> {
-    let raw = wire::is_raw::<R>();
-    let n = args.size_hint().0;
-    let mut results = Vec::new();
-    if raw {
-        out.reserve(n * std::mem::size_of::<R>());
-    } else {
-        results.reserve(n);
-    }
+    let mut results = Vec::with_capacity(args.size_hint().0);
     let mut failed: Option<Failed> = None;
-    let mut taken = 0usize;
-    // One `catch_unwind` around the loop, entered again after a panic to
-    // go on with the next item, rather than one per item.
-    loop {
-        let pass = catch_unwind(AssertUnwindSafe(|| {
-            for a in args.by_ref() {
-                taken += 1;
-                let r = f(a);
-                if failed.is_none() && !(raw && wire::push_raw(&r, out)) {
-                    results.push(r);
-                }
-            }
-        }));
-        match pass {
-            Ok(()) => break,
+    // One `catch_unwind` per item (free unless a panic happens): one around
+    // the whole loop would capture `results` by reference, and its length
+    // would then go through memory at every call of `f`.
+    for (i, a) in args.enumerate() {
+        match catch_unwind(AssertUnwindSafe(|| f(a))) {
+            Ok(r) if failed.is_none() => results.push(r),
+            Ok(_) => {}
             Err(p) => {
                 if failed.is_none() {
-                    failed = Some(Failed::Task { index: taken - 1, message: panic_message(&*p) });
+                    failed = Some(Failed::Task { index: i, message: panic_message(&*p) });
                 }
             }
         }
@@ -145,7 +130,11 @@ pub(super) fn call_each<X, R: Serialize + 'static>(
     if let Some(failed) = failed {
         return Err(failed);
     }
-    if raw {
+    // Raw results are collected in a local `Vec` and copied at the end:
+    // appending each one to `out` would keep `out`'s length in memory across
+    // the call of `f`.
+    if let Some(bytes) = wire::raw_bytes(&results) {
+        out.extend_from_slice(bytes);
         return Ok(());
     }
     wire::encode_slice(&results, out).map_err(|e| Failed::Other(format!("cannot encode the results: {e}")))
