@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::worker::{self, Failed, Runner};
+use super::worker::{self, Failed, Reply, Runner};
 
 mod private {
     /// Seals [`StarFn`](super::StarFn) and holds what the pool needs of it.
@@ -73,7 +73,7 @@ pub(super) fn addr_of<F: StarFn<Args, R>, Args, R>(f: F) -> *const () {
 }
 
 /// As `worker::run`, for a target `F` called with tuples.
-fn run_star<F, Args, R>(target: *const (), tag: &str, args: &[u8], out: &mut Vec<u8>) -> Result<(), Failed>
+fn run_star<F, Args, R>(target: *const (), tag: &str, args: &[u8], out: &mut Reply<'_>) -> Result<(), Failed>
 where
     F: StarFn<Args, R>,
     Args: DeserializeOwned + 'static,

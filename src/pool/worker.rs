@@ -36,8 +36,43 @@ pub(super) enum Failed {
 }
 
 /// The signature shared by every runner: the target's address, the type
-/// tag, the encoded chunk, and where to append the encoded results.
-pub(super) type Runner = fn(*const (), &str, &[u8], &mut Vec<u8>) -> Result<(), Failed>;
+/// tag, the encoded chunk, and the reply to put the results in.
+pub(super) type Runner = fn(*const (), &str, &[u8], &mut Reply<'_>) -> Result<(), Failed>;
+
+/// The `Done` reply a runner fills: its header and status byte are in
+/// `out` already; the results are appended to `out`, or, raw ones, written
+/// with the header straight into the reply queue ([`Reply::send_raw`]).
+pub(super) struct Reply<'a> {
+    replies: &'a Frames,
+    out: &'a mut Vec<u8>,
+    /// Whether the reply was sent by `send_raw`.
+    sent: bool,
+    /// Whether the reply queue failed.
+    broken: bool,
+}
+
+impl Reply<'_> {
+    /// Writes the reply (header, then `results`) in place into the reply
+    /// queue: one copy of the results instead of two.
+    fn send_raw(&mut self, results: &[u8]) {
+        let len = self.out.len() + results.len();
+        // (Less a margin for the ring's own record header.)
+        if len + 64 > self.replies.capacity() / 2 {
+            self.out.extend_from_slice(results);
+            return;
+        }
+        match self.replies.reserve(len) {
+            Ok(mut slot) => {
+                let head = self.out.len();
+                slot[..head].copy_from_slice(self.out);
+                slot[head..].copy_from_slice(results);
+                slot.commit();
+                self.sent = true;
+            }
+            Err(_) => self.broken = true,
+        }
+    }
+}
 
 /// The tag that pairs a runner with its target's type.
 pub(super) fn tag_of<A, R>() -> &'static str {
@@ -65,7 +100,7 @@ fn run<A: DeserializeOwned + 'static, R: Serialize + 'static>(
     target: *const (),
     tag: &str,
     args: &[u8],
-    out: &mut Vec<u8>,
+    out: &mut Reply<'_>,
 ) -> Result<(), Failed> {
     check_tag(tag, tag_of::<A, R>())?;
     // SAFETY: `target` is the anchor's address plus the offset that the pool
@@ -109,7 +144,7 @@ pub(super) fn decode_args<X: DeserializeOwned + 'static>(args: &[u8]) -> Result<
 pub(super) fn call_each<X, R: Serialize + 'static>(
     args: impl Iterator<Item = X>,
     f: impl Fn(X) -> R,
-    out: &mut Vec<u8>,
+    out: &mut Reply<'_>,
 ) -> Result<(), Failed> {
     let mut results = Vec::with_capacity(args.size_hint().0);
     let mut failed: Option<Failed> = None;
@@ -134,14 +169,14 @@ pub(super) fn call_each<X, R: Serialize + 'static>(
     // appending each one to `out` would keep `out`'s length in memory across
     // the call of `f`.
     if let Some(bytes) = wire::raw_bytes(&results) {
-        out.extend_from_slice(bytes);
+        out.send_raw(bytes);
         return Ok(());
     }
-    wire::encode_slice(&results, out).map_err(|e| Failed::Other(format!("cannot encode the results: {e}")))
+    wire::encode_slice(&results, out.out).map_err(|e| Failed::Other(format!("cannot encode the results: {e}")))
 }
 
 /// Finds the runner at `runner` and calls it.
-fn execute(runner: isize, target: isize, tag: &str, args: &[u8], out: &mut Vec<u8>) -> Result<(), Failed> {
+fn execute(runner: isize, target: isize, tag: &str, args: &[u8], out: &mut Reply<'_>) -> Result<(), Failed> {
     // SAFETY: the address is the anchor's plus the offset the pool measured
     // with `code_offset` from its own runner (`run::<A, R>` or a `starmap`
     // runner), which lies in the executable's image with the anchor; this
@@ -219,13 +254,18 @@ pub(super) fn worker_main<A: DeserializeOwned>(arg: WorkerArgs<A>) {
         wire::reply_header(&mut out, wire::REPLY_DONE, worker, job, chunk);
         let body = out.len();
         out.push(wire::DONE_OK);
+        let mut reply = Reply { replies: &replies, out: &mut out, sent: false, broken: false };
         let ran = catch_unwind(AssertUnwindSafe(|| {
             let Ok(TaskFrame::Run { header, items }) = wire::parse_task(&task) else {
                 return Err(Failed::Other("malformed task frame".into()));
             };
-            execute(header.runner, header.target, header.tag, items, &mut out)
+            execute(header.runner, header.target, header.tag, items, &mut reply)
         }))
         .unwrap_or_else(|p| Err(Failed::Other(panic_message(&*p))));
+        let (sent, broken) = (reply.sent, reply.broken);
+        if broken {
+            break;
+        }
         if let Err(failed) = ran {
             out.truncate(body);
             match failed {
@@ -240,7 +280,7 @@ pub(super) fn worker_main<A: DeserializeOwned>(arg: WorkerArgs<A>) {
                 }
             }
         }
-        if replies.put_bytes(&out).is_err() {
+        if !sent && replies.put_bytes(&out).is_err() {
             break;
         }
         done += 1;
