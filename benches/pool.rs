@@ -1,5 +1,6 @@
 //! `Pool` against issue 4's targets: per-task overhead of `map` at chunksize
 //! 1 and at the default chunksize (with `rayon` in-process as the floor),
+//! 1,000 outstanding `apply_async` handles collected in order,
 //! pool create + tiny map + shutdown with each start method, and a CPU-bound
 //! map on 2 workers against the same work done sequentially.
 //!
@@ -20,6 +21,8 @@ use rayon::prelude::*;
 const SMALL: u64 = 20_000;
 /// Tasks of the default-chunksize benchmark (the issue's 200,000).
 const LARGE: u64 = 200_000;
+/// Handles of the `apply_async` benchmark.
+const HANDLES: u64 = 1_000;
 /// The primes benchmark counts primes below this (as `examples/primes_speedup.rs`).
 const LIMIT: u64 = 2_000_000;
 /// ... in this many ranges, one per task.
@@ -71,6 +74,18 @@ fn per_task(c: &mut Criterion) {
     group.throughput(Throughput::Elements(LARGE));
     group.bench_function(BenchmarkId::new("default_chunksize", LARGE), |b| {
         b.iter(|| black_box(pool.map(trivial, 0..black_box(LARGE)).expect("map")))
+    });
+    group.finish();
+    // Python's idiom: many `apply_async` handles outstanding, then `get`
+    // on each in order.
+    let mut group = c.benchmark_group("pool_async");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(HANDLES));
+    group.bench_function(BenchmarkId::new("apply_async_then_get", HANDLES), |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..black_box(HANDLES)).map(|x| pool.apply_async(trivial, x)).collect();
+            black_box(handles.into_iter().map(|h| h.get().expect("get")).sum::<u64>())
+        })
     });
     group.finish();
     pool.close();

@@ -232,3 +232,18 @@ fn abandoning_one_of_several_calls_removes_its_queued_chunks_only() {
     // running when it was dropped).
     assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
 }
+
+#[test]
+fn async_calls_larger_than_the_task_queue_are_fed_as_it_drains() {
+    let _w = watchdog(WATCH);
+    let pool = Pool::new(2).unwrap();
+    // 3,000,000 u64 are 24 MB of frames, three times the 8 MiB task queue:
+    // most wait in the call until some handle is asked.
+    let n = 3_000_000u64;
+    let big = pool.map_async_chunksize(square, 0..n, 50_000);
+    let small = pool.apply_async(square, 9);
+    assert_eq!(small.get().unwrap(), 81);
+    let got = big.get().unwrap();
+    assert_eq!(got.len(), n as usize);
+    assert!(got.iter().enumerate().all(|(i, &v)| v == square(i as u64)));
+}

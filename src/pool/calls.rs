@@ -21,7 +21,7 @@
 //! put back in front of their waiting ones); chunks already running finish
 //! and their replies are ignored.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::wire::{self, ReplyFrame, TaskFrame};
@@ -68,6 +68,9 @@ impl Call {
 #[derive(Default)]
 pub(super) struct Calls {
     calls: BTreeMap<u64, Call>,
+    /// The calls with frames not yet in the task queue (so that feeding
+    /// does not visit every outstanding call).
+    waiting: BTreeSet<u64>,
     /// A worker died holding no announced chunk: when it was noticed, its
     /// exit code, and the first job number not yet made then.
     orphan: Option<(Instant, Option<i32>, u64)>,
@@ -81,9 +84,17 @@ impl Pool {
         let n = spans.len();
         let call =
             Call { spans, settled: (0..n).map(|_| None).collect(), left: n, unsent: frames.into(), failed: None };
-        self.calls.borrow_mut().calls.insert(job, call);
-        // Replace workers that died since the last call first.
-        if let Err(e) = self.check_async_workers(true) {
+        {
+            let mut calls = self.calls.borrow_mut();
+            if !call.unsent.is_empty() {
+                calls.waiting.insert(job);
+            }
+            calls.calls.insert(job, call);
+        }
+        // Replace workers that died since the last look (at most every
+        // `CHECK_EVERY`: asking the kernel about each worker at every call
+        // would cost more than a small call).
+        if let Err(e) = self.check_async_workers(false) {
             self.fail(job, e);
         }
         if let Err(e) = self.feed() {
@@ -164,6 +175,7 @@ impl Pool {
         for (job, frame) in kept.into_iter().rev() {
             if let Some(call) = calls.calls.get_mut(&job) {
                 call.unsent.push_front(frame);
+                calls.waiting.insert(job);
             }
         }
         drop(calls);
@@ -174,17 +186,21 @@ impl Pool {
     /// Queues waiting frames, oldest call first, as far as the task queue
     /// takes them.
     fn feed(&self) -> Result<(), PoolError> {
-        let mut calls = self.calls.borrow_mut();
-        for call in calls.calls.values_mut() {
-            while let Some(frame) = call.unsent.front() {
-                match self.tasks.try_put_bytes(frame) {
-                    Ok(()) => {
-                        call.unsent.pop_front();
+        let mut guard = self.calls.borrow_mut();
+        let Calls { calls, waiting, .. } = &mut *guard;
+        while let Some(&job) = waiting.first() {
+            if let Some(call) = calls.get_mut(&job) {
+                while let Some(frame) = call.unsent.front() {
+                    match self.tasks.try_put_bytes(frame) {
+                        Ok(()) => {
+                            call.unsent.pop_front();
+                        }
+                        Err(TrySendError::Full(())) => return Ok(()),
+                        Err(e) => return Err(PoolError::Channel(e.to_string())),
                     }
-                    Err(TrySendError::Full(())) => return Ok(()),
-                    Err(e) => return Err(PoolError::Channel(e.to_string())),
                 }
             }
+            waiting.remove(&job);
         }
         Ok(())
     }
@@ -277,7 +293,7 @@ impl Pool {
         }
         let orphan = self.calls.borrow().orphan;
         if let Some((since, exitcode, end)) = orphan {
-            let all_sent = self.calls.borrow().calls.values().all(|c| c.unsent.is_empty());
+            let all_sent = self.calls.borrow().waiting.is_empty();
             if since.elapsed() >= ORPHAN_GRACE && all_sent && self.tasks.is_empty() {
                 self.drain();
                 // Every chunk is sent and none is queued: an unsettled chunk
