@@ -570,7 +570,14 @@ pub fn run(dir: &Path, data: &[u8]) {
         Ends::Pipe(e) => e[0].as_ref().map_or(0, Connection::capacity),
         Ends::OneWay(tx, _) => tx.as_ref().map_or(0, Connection::capacity),
     } as u64;
-    let expected_cap = if p.default { 1 << 20 } else { cap.max(4096) };
+    let default = p.default && matches!(p.chan, Chan::Pipe | Chan::OneWay);
+    let expected_cap = if default {
+        1 << 20
+    } else if p.big {
+        8192
+    } else {
+        4096
+    };
     assert_eq!(cap, expected_cap, "capacity of {:?}", p.chan);
     let mut rings = [Ring::new(cap), Ring::new(cap)];
     for (i, op) in p.ops.iter().enumerate() {
