@@ -422,7 +422,7 @@ impl Peer {
             return false;
         }
         let used = tail.wrapping_sub(self.read_u64(HEAD));
-        if used > cap || !used.is_multiple_of(8) {
+        if used > cap || used & 7 != 0 {
             return false; // corrupt: an error at once
         }
         cap - used < need
