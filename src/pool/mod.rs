@@ -551,6 +551,11 @@ impl Pool {
     /// Every chunk is waited for, even after one failed, so the pool is idle
     /// when this returns; the error is the first failure in input order.
     ///
+    /// Primitive numbers (`u64`, `f64`, ...) travel as raw bytes, and an
+    /// input of them whose length the iterator knows exactly (a range, a
+    /// `Vec`) is read straight into the task queue without being collected
+    /// first (see the module's decisions).
+    ///
     /// # Errors
     ///
     /// [`PoolError::Task`] when `f` panicked on an item;
@@ -558,8 +563,10 @@ impl Pool {
     /// [`PoolError::Closed`] after [`close`](Self::close) or
     /// [`terminate`](Self::terminate); [`PoolError::Encode`] or
     /// [`PoolError::Decode`] for arguments or results serde refuses;
-    /// [`PoolError::TargetNotInExecutable`]; [`PoolError::Process`] when a
-    /// dead worker cannot be replaced; [`PoolError::Channel`].
+    /// [`PoolError::Input`] when an iterator yields fewer items than its
+    /// exact `size_hint` announced; [`PoolError::TargetNotInExecutable`];
+    /// [`PoolError::Process`] when a dead worker cannot be replaced;
+    /// [`PoolError::Channel`].
     pub fn map<A, R>(&mut self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, PoolError>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -1115,12 +1122,11 @@ impl Pool {
             while next < chunks {
                 let len = chunksize.min(n - next * chunksize);
                 let header = RunHeader { job, chunk: next as u32, runner, target, tag };
-                let slot = match tasks.try_reserve(header.len() + len * size) {
+                let mut slot = match tasks.try_reserve(header.len() + len * size) {
                     Ok(slot) => slot,
                     Err(TrySendError::Full(())) => return Ok(false),
                     Err(e) => return Err(PoolError::Channel(e.to_string())),
                 };
-                let mut slot = slot;
                 header.write(&mut slot[..header.len()]);
                 let got = wire::write_raw(items.by_ref().take(len), &mut slot[header.len()..]);
                 if got != len {
