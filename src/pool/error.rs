@@ -45,8 +45,9 @@ pub enum PoolError {
     Process(ProcessError),
     /// Creating or using the pool's queues failed.
     Channel(String),
-    /// The caller's input iterator yielded this error (its text); the
-    /// results before it were yielded first.
+    /// The caller's input failed: an iterator of `Result`s yielded this
+    /// error (its text; the results before it were yielded first), or an
+    /// iterator yielded fewer items than its exact `size_hint` announced.
     Input(String),
     /// [`AsyncResult::get_timeout`](crate::pool::AsyncResult::get_timeout):
     /// the call has not finished in time.
