@@ -194,3 +194,16 @@ fn starmap_takes_one_to_six_arguments() {
     let r = pool.starmap_async(three as fn(u32, String, bool) -> String, [(7, "x".to_string(), true)]);
     assert_eq!(r.get().unwrap(), vec!["7xtrue".to_string()]);
 }
+
+#[test]
+fn a_chunk_larger_than_the_task_queue_is_an_error_not_a_hang() {
+    let _w = watchdog(WATCH);
+    let mut pool = Pool::new(2).unwrap();
+    // Strings travel through postcard, so such a chunk cannot be split.
+    let huge = vec!["x".repeat(1 << 20); 9];
+    assert!(matches!(pool.map_chunksize(len_of, huge.clone(), 9), Err(PoolError::Encode(_))));
+    assert!(matches!(pool.imap_chunksize(len_of, huge.clone(), 9).next(), Some(Err(PoolError::Encode(_)))));
+    assert!(matches!(pool.map_async_chunksize(len_of, huge.clone(), 9).get(), Err(PoolError::Encode(_))));
+    // In smaller chunks it goes through.
+    assert_eq!(pool.map_chunksize(len_of, huge, 1).unwrap(), vec![1 << 20; 9]);
+}

@@ -255,6 +255,15 @@ where
             let mut frame = Vec::new();
             header.append(&mut frame);
             wire::encode_items(&part, &mut frame).map_err(PoolError::Encode)?;
+            // A frame larger than this could never be put in the task queue
+            // (it would wait for room for ever).
+            let capacity = self.pool.tasks.capacity();
+            if frame.len() > capacity - (64 << 10) {
+                return Err(PoolError::Encode(format!(
+                    "a chunk of {} bytes does not fit in the task queue ({capacity} bytes): use a smaller chunksize",
+                    frame.len()
+                )));
+            }
             self.pending.push_back(frame);
         }
         while let Some(frame) = self.pending.pop_front() {
