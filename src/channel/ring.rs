@@ -42,11 +42,12 @@
 //! # Waiting
 //!
 //! Consumers sleep on `readers.seq`, producers on `writers.seq`. A sleeper
-//! counts itself in `waiters`, then looks for its condition once more, then
-//! sleeps; the other side, after its store and a `SeqCst` fence, bumps the
-//! word and wakes only when `waiters` is non-zero — so there is no system
-//! call and no shared write when nobody sleeps, and no lost wake-up (see
-//! [`crate::sync::wait::wait_until`]). The waker takes the sleepers it woke
+//! counts itself in `waiters`, issues a `membarrier`, then looks for its
+//! condition once more, then sleeps; the other side, after its store and a
+//! compiler fence, bumps the word and wakes only when `waiters` is non-zero
+//! — so there is no system call, no shared write and no full fence per
+//! message when nobody sleeps, and no lost wake-up (see
+//! [`crate::sync::wait`], "Asymmetric fences"). The waker takes the sleepers it woke
 //! off the count, so a sleeper that is slow to wake up costs one system
 //! call, not one per message published meanwhile (see [`crate::sync::wait`],
 //! "One wake per sleep"). Sleeps are cut into
@@ -63,7 +64,7 @@
 //! `open_segment` fuzz target, whose builds check overflow).
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sync::raw::RawMutex;
@@ -282,6 +283,9 @@ impl<'a> Ring<'a> {
     /// of at least [`MIN_CAPACITY`].
     pub(crate) unsafe fn new(ctrl: &'a RingCtrl, data: *mut u8, cap: usize) -> Ring<'a> {
         debug_assert!(cap.is_power_of_two() && cap >= MIN_CAPACITY);
+        // Before this process wakes anyone through a ring (after the first
+        // time, one load).
+        wait::join_asymmetric();
         Ring { ctrl, data, cap: cap as u64 }
     }
 
@@ -390,7 +394,7 @@ impl<'a> Ring<'a> {
     /// side, if any sleep. The fence orders our store before the look at
     /// `waiters`, pairing with the sleeper's count-then-look.
     fn notify(s: &Sleepers, n: u32) {
-        fence(Ordering::SeqCst);
+        wait::waker_fence();
         if s.waiters.load(Ordering::Relaxed) != 0 {
             s.seq.fetch_add(1, Ordering::SeqCst);
             wait::wake_counting_out(&s.seq, &s.waiters, n);

@@ -164,6 +164,8 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
         // producer that publishes after the look sees the count and wakes us
         // (producers skip the wake-up when nobody is counted).
         let mut counted = Counted::new(objects);
+        // Ring wakers fence asymmetrically (see `sync::wait`).
+        futex_wait::sleeper_fence();
         let words: Vec<(&AtomicU32, u32)> = objects
             .iter()
             .map(|o| {

@@ -120,3 +120,28 @@ pub(crate) fn wait_any(words: &[(&AtomicU32, u32)], deadline: Option<std::time::
         _ => WakeAny::Unsupported,
     }
 }
+
+/// `linux/membarrier.h` commands (not in `libc` for every target).
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_int = 1 << 1;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_int = 1 << 2;
+
+/// `membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)`: from now on, the
+/// [`membarrier_global`] calls of any process reach this one's threads.
+/// `false` when the kernel (or a seccomp filter) refuses.
+pub(crate) fn membarrier_register() -> bool {
+    // SAFETY: a command with no pointer arguments.
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0u32, 0u32) == 0 }
+}
+
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`: on return, every running
+/// thread of every registered process has passed a full memory barrier.
+/// `false` when the kernel refused.
+///
+/// # References
+///
+/// [`membarrier(2)`](https://man7.org/linux/man-pages/man2/membarrier.2.html),
+/// Linux 4.16.
+pub(crate) fn membarrier_global() -> bool {
+    // SAFETY: a command with no pointer arguments.
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0u32, 0u32) == 0 }
+}
