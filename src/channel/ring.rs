@@ -86,7 +86,6 @@ pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 /// stream). Blocking calls wait as long as the lock is held. (Found by the
 /// `ring_reader` fuzz target: `try_get` hung on a forged stream start.
 /// Under `cargo fuzz`, 2 ms, so that such inputs are not a second each.)
-#[allow(unexpected_cfgs)] // `cargo fuzz` sets it; Cargo.toml does not declare it
 const STREAM_STALL: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } else { Duration::from_secs(1) };
 
 const HEADER: u64 = 8;

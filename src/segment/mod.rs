@@ -136,7 +136,6 @@ pub(crate) const ATTACH_BYTE: u64 = 0;
 /// Under `cargo fuzz` (which builds every crate with `--cfg fuzzing`) the
 /// wait is 2 ms, so that the many blank or half-created inputs a fuzzer
 /// makes are not a second each; the waiting path is the same.
-#[allow(unexpected_cfgs)]
 pub(crate) const OPEN_WAIT: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } else { Duration::from_secs(1) };
 
 /// A mapped segment whose header has been written (by us) or validated (when

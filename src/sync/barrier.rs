@@ -186,7 +186,6 @@ impl Drop for Held<'_> {
 /// break the barrier without the lock instead of waiting forever. (Found by
 /// the `open_segment` fuzz target, which runs with a grace of 2 ms so that
 /// such inputs are not a second each; the path is the same.)
-#[allow(unexpected_cfgs)] // `cargo fuzz` sets it; Cargo.toml does not declare it
 const HOLD_GRACE: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } else { Duration::from_secs(1) };
 
 impl BarrierCtrl {
