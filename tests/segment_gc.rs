@@ -43,6 +43,16 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs the tests of this file one at a time. A child that another test
+/// thread forks holds copies of this process's descriptors until it execs,
+/// and with them the attach locks of segments open at that moment: those
+/// segments are rightly "attached" for that instant, which would make the
+/// stale/attached assertions here depend on the other tests' timing.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn status_of(dir: &Path, name: &str) -> Option<Status> {
     segment::list(dir).unwrap().into_iter().find(|e| e.name.as_str() == name).map(|e| e.status())
 }
@@ -60,6 +70,7 @@ fn create_and_wait((dir, flag): (PathBuf, Value<u32>)) {
 
 #[test]
 fn gc_removes_what_a_sigkilled_creator_left_and_keeps_the_live_and_the_persistent() {
+    let _serial = serial();
     let dir = TempDir::new("killed");
     let flag = Value::new(0u32).unwrap();
     let mut child = Process::new(create_and_wait, (dir.path().to_path_buf(), flag.clone()));
@@ -131,6 +142,7 @@ fn open_and_hold((name, flag): (Name, Value<u32>)) {
 
 #[test]
 fn a_segment_is_attached_while_any_process_has_it_open() {
+    let _serial = serial();
     let dir = TempDir::new("opener");
     let v = Value::create(dir.name("v"), 5u64).unwrap();
     drop(v); // the creator lets go: stale, until someone opens it
@@ -162,6 +174,7 @@ fn field<'a>(d: &'a segment::Details, key: &str) -> &'a str {
 
 #[test]
 fn inspect_shows_ring_occupancy_and_lock_holders() {
+    let _serial = serial();
     let dir = TempDir::new("inspect");
     let q: Queue<String> = Queue::create(dir.name("q"), 4096).unwrap();
     q.put("one".into()).unwrap();
@@ -203,6 +216,7 @@ fn inspect_shows_ring_occupancy_and_lock_holders() {
 
 #[test]
 fn a_truncated_segment_is_a_clear_error_on_open_and_in_inspect() {
+    let _serial = serial();
     let dir = TempDir::new("trunc");
     let shm = SharedMemory::create(dir.name("t"), 4096).unwrap();
     drop(shm);
@@ -231,6 +245,7 @@ fn touch_after_truncation((name, flag): (Name, Value<u32>)) {
 
 #[test]
 fn truncation_under_a_mapped_reader_is_sigbus_as_documented() {
+    let _serial = serial();
     let dir = TempDir::new("sigbus");
     let shm = SharedMemory::create(dir.name("t"), 64 * 1024).unwrap();
     let flag = Value::new(0u32).unwrap();
@@ -245,6 +260,7 @@ fn truncation_under_a_mapped_reader_is_sigbus_as_documented() {
 
 #[test]
 fn another_users_segment_is_refused_unless_allowed() {
+    let _serial = serial();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("skipped: needs root to give a file away");
@@ -268,6 +284,7 @@ fn another_users_segment_is_refused_unless_allowed() {
 
 #[test]
 fn list_of_a_missing_or_symlinked_directory_is_an_error() {
+    let _serial = serial();
     let dir = TempDir::new("dirs");
     let err = segment::list(&dir.path().join("nope")).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
@@ -284,6 +301,7 @@ fn list_of_a_missing_or_symlinked_directory_is_an_error() {
 /// threads race here exactly as processes would.
 #[test]
 fn gc_racing_with_openers_never_removes_an_opened_segment() {
+    let _serial = serial();
     let dir = TempDir::new("race");
     let (mut opened, mut missed, mut collected) = (0, 0, 0);
     for round in 0..200 {

@@ -195,6 +195,8 @@ impl End {
                 found: if found == 1 || found == 2 { kind(found as usize).into() } else { format!("{found} rings") },
             });
         }
+        // Before this process wakes anyone through the rings.
+        wait::join_asymmetric();
         Ok(End {
             obj,
             end,

@@ -150,6 +150,8 @@ impl<F: Flavor> Drop for Shared<F> {
 impl<F: Flavor> Shared<F> {
     fn new(obj: Object<QueueCtrl<F>, u8>) -> Result<Shared<F>, ShmError> {
         check_capacity(obj.name(), obj.len())?;
+        // Before this process wakes anyone through the ring.
+        wait::join_asymmetric();
         let shared = Shared { obj, hold: Mutex::new(None) };
         shared.register(&mut shared.hold.lock().unwrap_or_else(|p| p.into_inner()));
         Ok(shared)

@@ -282,9 +282,6 @@ impl<'a> Ring<'a> {
     /// of at least [`MIN_CAPACITY`].
     pub(crate) unsafe fn new(ctrl: &'a RingCtrl, data: *mut u8, cap: usize) -> Ring<'a> {
         debug_assert!(cap.is_power_of_two() && cap >= MIN_CAPACITY);
-        // Before this process wakes anyone through a ring (after the first
-        // time, one load).
-        wait::join_asymmetric();
         Ring { ctrl, data, cap: cap as u64 }
     }
 

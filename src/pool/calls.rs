@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::wire::{self, ReplyFrame, TaskFrame};
 use super::{CHECK_EVERY, ORPHAN_GRACE, Pool, PoolError, SLICE};
-use crate::channel::{RecvTimeoutError, TryRecvError, TrySendError};
+use crate::channel::{TryRecvError, TrySendError};
 
 /// One outstanding call.
 pub(super) struct Call {
@@ -207,20 +207,7 @@ impl Pool {
 
     /// Waits at most `slice` for a reply and files it; whether one came.
     fn receive(&self, slice: Duration) -> Result<bool, PoolError> {
-        let view = if slice.is_zero() {
-            self.replies.try_get_in_place().ok()
-        } else {
-            match self.replies.get_in_place_timeout(slice) {
-                Ok(view) => Some(view),
-                Err(e) if e.is_timeout() => None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(Duration::from_millis(1));
-                    None
-                }
-                Err(e) => return Err(PoolError::Channel(e.to_string())),
-            }
-        };
-        match view {
+        match wire::next_reply(&self.replies, slice)? {
             Some(view) => {
                 self.file(&view);
                 Ok(true)

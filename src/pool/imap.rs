@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::wire::{self, RunHeader};
 use super::{CHECK_EVERY, Collect, Pool, PoolError, SLICE};
-use crate::channel::{RecvTimeoutError, TryRecvError, TrySendError};
+use crate::channel::{TryRecvError, TrySendError};
 
 /// Where an [`UntilErr`] leaves the text of its input's error.
 pub(super) type InputError = Arc<Mutex<Option<String>>>;
@@ -284,19 +284,7 @@ where
     fn receive(&mut self, slice: Duration) -> Result<bool, PoolError> {
         let progressed = {
             let pool = &mut *self.pool;
-            let reply = if slice.is_zero() {
-                pool.replies.try_get_in_place().ok()
-            } else {
-                match pool.replies.get_in_place_timeout(slice) {
-                    Ok(view) => Some(view),
-                    Err(e) if e.is_timeout() => None,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        std::thread::sleep(Duration::from_millis(1));
-                        None
-                    }
-                    Err(e) => return Err(PoolError::Channel(e.to_string())),
-                }
-            };
+            let reply = wire::next_reply(&pool.replies, slice)?;
             let progressed = reply.is_some();
             if let Some(view) = reply {
                 Pool::handle(pool.held.get_mut(), &view, &mut self.c);

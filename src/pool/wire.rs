@@ -47,6 +47,27 @@ use crate::Queue;
 /// type is never used to encode or decode).
 pub(super) type Frames = Queue<Vec<u8>>;
 
+/// Waits at most `slice` for the next reply frame (with a zero slice, only
+/// looks). A reply queue with no writer for a moment (every worker gone,
+/// about to be replaced) is "no reply yet", after a millisecond's pause.
+pub(super) fn next_reply(
+    replies: &Frames,
+    slice: std::time::Duration,
+) -> Result<Option<crate::channel::ReadView<'_>>, super::PoolError> {
+    if slice.is_zero() {
+        return Ok(replies.try_get_in_place().ok());
+    }
+    match replies.get_in_place_timeout(slice) {
+        Ok(view) => Ok(Some(view)),
+        Err(e) if e.is_timeout() => Ok(None),
+        Err(crate::channel::RecvTimeoutError::Disconnected) => {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            Ok(None)
+        }
+        Err(e) => Err(super::PoolError::Channel(e.to_string())),
+    }
+}
+
 pub(super) const TASK_RUN: u8 = 1;
 pub(super) const TASK_STOP: u8 = 2;
 pub(super) const REPLY_STARTED: u8 = 1;

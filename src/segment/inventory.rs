@@ -156,27 +156,37 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, ShmError> {
         if item.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        if let Some(entry) = entry(dfd.as_fd(), Name::new(file).in_dir(dir)) {
-            entries.push(entry.0);
+        if let Some(found) = entry(dfd.as_fd(), Name::new(file).in_dir(dir)) {
+            entries.push(found.entry);
         }
     }
     entries.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
     Ok(entries)
 }
 
-/// Looks at one file: its entry, and its descriptor when it is a regular
-/// file we could open. `None` when it vanished meanwhile.
-fn entry(dir: BorrowedFd<'_>, name: Name) -> Option<(Entry, Option<OwnedFd>)> {
+/// What [`entry`] found: the entry, and for a regular file we could open its
+/// descriptor and, when it has one of ours, its header as read.
+struct Found {
+    entry: Entry,
+    fd: Option<OwnedFd>,
+    header: Option<Header>,
+}
+
+/// Looks at one file. `None` when it vanished meanwhile.
+fn entry(dir: BorrowedFd<'_>, name: Name) -> Option<Found> {
     let st = fs::stat_at(dir, name.as_str()).ok()?;
     let mut e = Entry { name, size: st.size, uid: st.uid, header: None, attached: false };
     if !st.is_regular {
-        return Some((e, None));
+        return Some(Found { entry: e, fd: None, header: None });
     }
     // A fresh open file description, holding no locks of its own, so that
     // asking about locks through it sees everybody's.
-    let Ok(fd) = fs::open_at(dir, e.name.as_str(), false) else { return Some((e, None)) };
+    let Ok(fd) = fs::open_at(dir, e.name.as_str(), false) else {
+        return Some(Found { entry: e, fd: None, header: None });
+    };
     let mut header = Header { bytes: [0; DATA_OFFSET] };
-    if fs::read_at(fd.as_fd(), &mut header.bytes, 0).is_ok_and(|n| n == DATA_OFFSET) && header.magic_ok() {
+    let ours = fs::read_at(fd.as_fd(), &mut header.bytes, 0).is_ok_and(|n| n == DATA_OFFSET) && header.magic_ok();
+    if ours {
         let (element_type, element_size, element_align) = header.elem_desc();
         e.header = Some(HeaderInfo {
             kind: header.kind_name(),
@@ -195,7 +205,7 @@ fn entry(dir: BorrowedFd<'_>, name: Name) -> Option<(Entry, Option<OwnedFd>)> {
     // When the kernel cannot be asked, say "attached": a wrong "stale"
     // could get a live segment removed.
     e.attached = lock::is_locked(fd.as_fd(), ATTACH_BYTE, 1).unwrap_or(true);
-    Some((e, Some(fd)))
+    Some(Found { entry: e, fd: Some(fd), header: ours.then_some(header) })
 }
 
 /// The file `name`, its header, and what its control block says now.
@@ -228,22 +238,20 @@ pub fn inspect(name: impl Into<Name>) -> Result<Details, ShmError> {
     super::check_name(&name)?;
     let dir = open_dir(&name)?;
     let shown = name.to_string();
-    let Some((entry, fd)) = entry(dir.as_fd(), name) else { return Err(ShmError::NotFound { name: shown }) };
-    let fields = match (fd, &entry.header) {
-        (None, _) => vec![("problem".into(), "not a regular file, or it cannot be opened".into())],
-        (Some(_), None) => vec![("problem".into(), "no multiproc header: not a segment of this crate".into())],
-        (Some(fd), Some(h)) => control_fields(fd, &entry, h),
+    let Some(Found { entry, fd, header }) = entry(dir.as_fd(), name) else {
+        return Err(ShmError::NotFound { name: shown });
+    };
+    let fields = match (fd, header, &entry.header) {
+        (None, ..) => vec![("problem".into(), "not a regular file, or it cannot be opened".into())],
+        (Some(fd), Some(header), Some(h)) => control_fields(fd, &header, &entry, h),
+        (Some(_), ..) => vec![("problem".into(), "no multiproc header: not a segment of this crate".into())],
     };
     Ok(Details { entry, fields })
 }
 
 /// Maps a segment whose header looks sound and describes its control block.
-fn control_fields(fd: OwnedFd, entry: &Entry, h: &HeaderInfo) -> Vec<(String, String)> {
+fn control_fields(fd: OwnedFd, header: &Header, entry: &Entry, h: &HeaderInfo) -> Vec<(String, String)> {
     let problem = |why: String| vec![("problem".to_string(), why)];
-    let mut header = Header { bytes: [0; DATA_OFFSET] };
-    if fs::read_at(fd.as_fd(), &mut header.bytes, 0).map_or(true, |n| n != DATA_OFFSET) {
-        return problem("header unreadable".into());
-    }
     let Some(kind) = header.kind() else { return problem(format!("{}: nothing to show", h.kind)) };
     if h.version != VERSION {
         return problem(format!("format version {} (this build reads {VERSION})", h.version));
@@ -338,7 +346,7 @@ pub fn gc(dir: &Path, dry_run: bool) -> Result<Vec<Entry>, ShmError> {
 /// exclusively while it unlinks. `Ok(None)` when it is no longer stale.
 fn collect(dir: BorrowedFd<'_>, candidate: Entry) -> Result<Option<Entry>, ShmError> {
     let shown = candidate.name.to_string();
-    let Some((now, Some(fd))) = entry(dir, candidate.name) else { return Ok(None) };
+    let Some(Found { entry: now, fd: Some(fd), .. }) = entry(dir, candidate.name) else { return Ok(None) };
     if now.status() != Status::Stale {
         return Ok(None);
     }

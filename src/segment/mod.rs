@@ -40,6 +40,11 @@
 //! file (there is no "unlink this inode" system call); it would have to do so
 //! within microseconds, and only processes of the same user can.
 //!
+//! A child forked by any thread holds copies of the parent's descriptors
+//! until it execs (or for good, with the fork start method), and with them
+//! the attach locks: a segment open in the parent at that moment counts as
+//! attached while the child has it, which is what it is.
+//!
 //! A creator killed in the microseconds between creating the file and
 //! writing the first header bytes leaves an empty file that is not
 //! recognisably ours; it is listed as [`Status::Foreign`] and not removed.

@@ -34,7 +34,7 @@
 //! 64-byte `Pipe` throughput benchmark, sit on the instruction after the
 //! fence). Channels move that cost to the side that is about to sleep
 //! anyway, with `membarrier(2)`: every process registers once, when it
-//! first touches a ring ([`join_asymmetric`]); a waker in a registered
+//! first makes a queue or pipe handle ([`join_asymmetric`]); a waker in a registered
 //! process needs only a compiler fence ([`waker_fence`]); a sleeper, after
 //! counting itself, calls `MEMBARRIER_CMD_GLOBAL_EXPEDITED`
 //! ([`sleeper_fence`]), which makes every running thread of every registered
@@ -102,8 +102,8 @@ static REGISTERED: AtomicU8 = AtomicU8::new(0);
 /// Set once a sleeper's barrier call failed: it is not tried again.
 static BARRIER_FAILED: AtomicU8 = AtomicU8::new(0);
 
-/// Registers this process for asymmetric fences, once; called before any
-/// wake through a ring. Returns whether it is registered.
+/// Registers this process for asymmetric fences, once; called when a queue
+/// or pipe handle is made, before any wake through its ring. Returns whether it is registered.
 #[inline]
 pub(crate) fn join_asymmetric() -> bool {
     match REGISTERED.load(Ordering::Acquire) {
