@@ -495,7 +495,18 @@ fn ring_reader_seeds() -> Vec<(String, Vec<u8>)> {
     let field = |off: usize| off as u8;
     let (tail, cached_head, published, head, closed, others_seen, send_lock) =
         (field(0), field(1), field(2), field(3), field(9), field(11), field(16));
-    assert_eq!(FIELDS.len(), 18, "the field indices below are out of date");
+    let (send_owner, send_ns, send_busy, recv_owner, recv_ns, recv_busy) =
+        (field(18), field(20), field(21), field(24), field(26), field(27));
+    assert_eq!(FIELDS.len(), 30, "the field indices below are out of date");
+    // Both sides biased to a thread busy inside: id 12345 (no such thread,
+    // most likely), start time 1, in pid namespace `ns` if given.
+    let busy_owner = |ns: Option<u64>| {
+        let sides = [(send_owner, send_busy, send_ns), (recv_owner, recv_busy, recv_ns)];
+        let set = |field, v| Op::Poke { field, how: Poke::Set(v) };
+        let pokes = sides
+            .map(|(owner, busy, at)| [Some(set(owner, 12345 | 1 << 32)), Some(set(busy, 1)), ns.map(|n| set(at, n))]);
+        pokes.into_iter().flatten().flatten().collect::<Vec<_>>()
+    };
     let prog = |flavor: u8, big: bool, ops: Vec<Op>| Program { flavor, big, ops }.encode();
     let put = |len: u16, seed: u8| Op::TryPut { len, seed };
     let traffic = vec![
@@ -610,6 +621,27 @@ fn ring_reader_seeds() -> Vec<(String, Vec<u8>)> {
                     Op::TryGet,
                     Op::GetTimeout,
                 ],
+            ),
+        ),
+        (
+            // A bias owner busy inside each side that no longer runs: taken
+            // for dead, and the sides taken over.
+            "bias-owner-busy-dead".into(),
+            prog(0, false, [vec![put(8, 1)], busy_owner(None), vec![put(9, 2), Op::TryGet, Op::GetTimeout]].concat()),
+        ),
+        (
+            // The same owner in another pid namespace, where its life cannot
+            // be judged: every call waits for it, bounded by its deadline.
+            "bias-owner-busy-elsewhere".into(),
+            prog(
+                0,
+                false,
+                [
+                    vec![put(8, 1)],
+                    busy_owner(Some(7)),
+                    vec![put(9, 2), Op::PutTimeout { len: 3, seed: 3 }, Op::TryGet, Op::GetTimeout, Op::Inspect],
+                ]
+                .concat(),
             ),
         ),
         (

@@ -184,7 +184,7 @@ fn inspect_shows_ring_occupancy_and_lock_holders() {
     assert_eq!(d.entry.status(), Status::Attached);
     assert_eq!(field(&d, "messages waiting"), "2");
     assert!(field(&d, "ring").ends_with("of 4096 bytes used"), "{d:?}");
-    assert_eq!(field(&d, "send lock"), "free");
+    assert_eq!(field(&d, "send side"), "lock free");
 
     let m = Mutex::create(dir.name("m"), 0u32).unwrap();
     assert_eq!(field(&segment::inspect(dir.name("m")).unwrap(), "lock"), "free");

@@ -37,17 +37,21 @@ const DATA: u64 = 128;
 /// by [`check_layout`], so a change of `RingCtrl` or `QueueCtrl` fails
 /// loudly instead of silently fuzzing the wrong bytes.
 const SEND_LOCK: u64 = 0;
-const RECV_LOCK: u64 = 64;
-const TAIL: u64 = 128;
-const CACHED_HEAD: u64 = 136;
-const PUBLISHED: u64 = 144;
-const HEAD: u64 = 192;
-const DELIVERED: u64 = 200;
-const READERS: u64 = 256;
-const WRITERS: u64 = 320;
-const CLOSED: u64 = 384;
-const HOLDERS: u64 = 448;
-const TASKS: u64 = 512;
+/// `owner` u64, `prev` u64, `owner_ns`, `prev_ns`, `busy`, `revoke`,
+/// `last`, `streak`, `after` (u32 each).
+const SEND_BIAS: u64 = 64;
+const RECV_LOCK: u64 = 128;
+const RECV_BIAS: u64 = 192;
+const TAIL: u64 = 256;
+const CACHED_HEAD: u64 = 264;
+const PUBLISHED: u64 = 272;
+const HEAD: u64 = 320;
+const DELIVERED: u64 = 328;
+const READERS: u64 = 384;
+const WRITERS: u64 = 448;
+const CLOSED: u64 = 512;
+const HOLDERS: u64 = 576;
+const TASKS: u64 = 640;
 
 /// The fields [`Op::Poke`] can set: (offset from [`DATA`], width in bytes).
 pub const FIELDS: &[(u64, u8)] = &[
@@ -69,6 +73,18 @@ pub const FIELDS: &[(u64, u8)] = &[
     (TASKS + 12, 4),
     (SEND_LOCK, 4),
     (RECV_LOCK, 4),
+    (SEND_BIAS, 8),
+    (SEND_BIAS + 8, 8),
+    (SEND_BIAS + 16, 4),
+    (SEND_BIAS + 24, 4),
+    (SEND_BIAS + 28, 4),
+    (SEND_BIAS + 40, 4),
+    (RECV_BIAS, 8),
+    (RECV_BIAS + 8, 8),
+    (RECV_BIAS + 16, 4),
+    (RECV_BIAS + 24, 4),
+    (RECV_BIAS + 28, 4),
+    (RECV_BIAS + 40, 4),
 ];
 
 /// The longest any call here may wait.

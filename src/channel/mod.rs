@@ -4,6 +4,7 @@ mod message;
 pub(crate) mod peers;
 mod queue;
 pub(crate) mod ring;
+mod side;
 
 pub use err::{Failure, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 pub use message::{Message, Plain};

@@ -165,6 +165,9 @@ struct End {
 
 impl Drop for End {
     fn drop(&mut self) {
+        for ring in &self.obj.ctrl().rings[..self.rings] {
+            ring.release_bias();
+        }
         if let Some(hold) = self.hold.take() {
             drop(hold);
             if !peers::anyone_holds(self.obj.fd(), end_byte(self.end)) {

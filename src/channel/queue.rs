@@ -135,6 +135,7 @@ struct Shared<F: Flavor> {
 
 impl<F: Flavor> Drop for Shared<F> {
     fn drop(&mut self) {
+        self.obj.ctrl().ring.release_bias();
         let hold = self.hold.get_mut().map(Option::take).unwrap_or_else(|p| p.into_inner().take());
         if hold.is_some() {
             drop(hold);

@@ -8,13 +8,16 @@
 //! record = header (8 bytes: len u32 | kind u8 | check 24 bits) + payload + padding to 8
 //! ```
 //!
-//! # Locks and indices
+//! # Sides and indices
 //!
-//! `tail` (written only under `send_lock`) and `head` (written only under
-//! `recv_lock`) are monotonically increasing byte positions. Between one
-//! producer and one consumer the ring is lock-free: each side takes only its
-//! own lock, so a `Pipe`'s single sender and receiver never contend, and
-//! several producers (or consumers) of a `Queue` take turns.
+//! `tail` (written only inside the send side, `send_lock` below) and `head`
+//! (only inside the receive side, `recv_lock`) are monotonically increasing
+//! byte positions. Between one producer and one consumer the ring is
+//! lock-free: each side is entered only by its own threads, so a `Pipe`'s
+//! sender and receiver never contend, and several producers (or consumers)
+//! of a `Queue` take turns. A side is a robust mutex, which a thread that
+//! uses the side alone soon stops taking: the side is *biased* to it, and it
+//! enters with plain stores (see [`super::side`]).
 //!
 //! A record is published by storing its header (release) after its payload
 //! is complete; the consumer polls the header at `head` (acquire), so one
@@ -27,16 +30,18 @@
 //! # Crashes
 //!
 //! A producer killed mid-write never moved `tail`: its half-written record
-//! is invisible and overwritten by the next producer, who finds `send_lock`
-//! with [`Locked::OwnerDied`]. One killed after publishing a header but
+//! is invisible and overwritten by the next producer, who learns on
+//! entering the send side that a producer died inside. One killed after publishing a header but
 //! before moving `tail` left a message that consumers can see: the next
 //! holder of `send_lock` steps `tail` over it first
-//! ([`Ring::repair_tail`]), so it is delivered once, not overwritten. A consumer killed
+//! ([`Ring::repair_tail`]), so it is delivered once, not overwritten. A
+//! consumer killed
 //! mid-read never moved `head`: the next consumer reads the same record
 //! again (it was never delivered). Large messages travel as several chunks
 //! (`FIRST`, `MIDDLE`…, `LAST`) under one hold of `send_lock`; a stream whose
 //! producer died or gave up is dropped whole by the consumer (a new `FIRST`
-//! or `FULL` record, or a free `send_lock` with no data, ends it) — so a
+//! or `FULL` record, or a send side nobody live is inside with no data, ends
+//! it) — so a
 //! message is delivered entire or not at all, never truncated.
 //!
 //! # Waiting
@@ -67,9 +72,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sync::raw::RawMutex;
+use super::side::{Entered, Side};
 use crate::sync::wait;
-use crate::sys::pthread::Locked;
 
 /// The smallest ring, in bytes.
 pub(crate) const MIN_CAPACITY: usize = 4096;
@@ -142,8 +146,10 @@ pub(crate) struct Status {
 /// processes as possible: in the common case just the record itself.
 #[repr(C)]
 pub(crate) struct RingCtrl {
-    send_lock: Line<RawMutex>,
-    recv_lock: Line<RawMutex>,
+    /// Producers: `send_lock` in the docs above.
+    send: Side,
+    /// Consumers: `recv_lock`.
+    recv: Side,
     prod: Line<Producer>,
     cons: Line<Consumer>,
     /// Consumers waiting for data.
@@ -170,8 +176,8 @@ impl RingCtrl {
             ("messages waiting", published.wrapping_sub(delivered).to_string()),
             ("messages delivered", delivered.to_string()),
             ("closed", (self.status.0.closed.load(Ordering::Relaxed) != 0).to_string()),
-            ("send lock", self.send_lock.0.holder()),
-            ("receive lock", self.recv_lock.0.holder()),
+            ("send side", self.send.describe()),
+            ("receive side", self.recv.describe()),
         ]
     }
 
@@ -179,9 +185,16 @@ impl RingCtrl {
     pub(crate) fn init(this: *mut RingCtrl) -> std::io::Result<()> {
         // SAFETY: `this` points to a zeroed, not yet shared control block;
         // `&raw mut` projects to the fields without creating references.
-        let (send, recv) = unsafe { (&raw mut (*this).send_lock, &raw mut (*this).recv_lock) };
-        RawMutex::init(send.cast(), false)?;
-        RawMutex::init(recv.cast(), false)
+        let (send, recv) = unsafe { (&raw mut (*this).send, &raw mut (*this).recv) };
+        Side::init(send)?;
+        Side::init(recv)
+    }
+
+    /// Gives up this thread's bias on either side, if it has one (a handle
+    /// is being dropped).
+    pub(crate) fn release_bias(&self) {
+        self.send.release_bias();
+        self.recv.release_bias();
     }
 }
 
@@ -198,37 +211,6 @@ pub(crate) enum Stop {
     TooLarge(usize),
     /// The shared state is corrupt or a lock is unusable.
     Broken(String),
-}
-
-/// Holds one of the ring's locks; unlocks on drop.
-struct Held<'a>(&'a RawMutex);
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
-/// Takes `lock`; the flag says whether its previous owner died holding it.
-fn acquire_noting(lock: &RawMutex, deadline: Option<Instant>, try_only: bool) -> Result<(Held<'_>, bool), Stop> {
-    let got = if try_only { lock.try_lock_briefly() } else { lock.lock_until(deadline) };
-    match got {
-        Locked::Yes => Ok((Held(lock), false)),
-        Locked::OwnerDied => Ok((Held(lock), true)),
-        Locked::Busy => Err(Stop::Timeout),
-        Locked::Unusable(e) => Err(Stop::Broken(format!("channel lock unusable: {e}"))),
-    }
-}
-
-/// Takes `recv_lock`. A consumer that died holding it never moved `head`,
-/// so there is nothing to repair: the next consumer reads the same record.
-fn acquire(lock: &RawMutex, deadline: Option<Instant>, try_only: bool) -> Result<Held<'_>, Stop> {
-    let got = if try_only { lock.try_lock_briefly() } else { lock.lock_until(deadline) };
-    match got {
-        Locked::Yes | Locked::OwnerDied => Ok(Held(lock)),
-        Locked::Busy => Err(Stop::Timeout),
-        Locked::Unusable(e) => Err(Stop::Broken(format!("channel lock unusable: {e}"))),
-    }
 }
 
 /// Where a reserved record goes: its position, and the padding record
@@ -295,13 +277,20 @@ impl<'a> Ring<'a> {
         &self.ctrl.status.0
     }
 
-    /// Takes `send_lock`, repairing `tail` if its previous owner died.
-    fn acquire_send(&self, deadline: Option<Instant>, try_only: bool) -> Result<Held<'a>, Stop> {
-        let (held, died) = acquire_noting(&self.ctrl.send_lock.0, deadline, try_only)?;
+    /// Enters the send side, repairing `tail` if a producer died inside.
+    fn acquire_send(&self, deadline: Option<Instant>, try_only: bool) -> Result<Entered<'a>, Stop> {
+        let (held, died) = self.ctrl.send.enter(deadline, try_only)?;
         if died {
             self.repair_tail()?;
         }
         Ok(held)
+    }
+
+    /// Enters the receive side. A consumer that died inside never moved
+    /// `head`, so there is nothing to repair: the next one reads the same
+    /// record.
+    fn acquire_recv(&self, deadline: Option<Instant>, try_only: bool) -> Result<Entered<'a>, Stop> {
+        Ok(self.ctrl.recv.enter(deadline, try_only)?.0)
     }
 
     /// After a producer died holding `send_lock`: a record (and the padding
@@ -309,13 +298,20 @@ impl<'a> Ring<'a> {
     /// `tail` is stepped over, so that the next record is not written over
     /// a message a consumer may already be reading. Every publish zeroes the
     /// header slot at its new `tail` first, so in a ring nobody died in, the
-    /// slot at `tail` is always empty and this does nothing.
+    /// slot at `tail` is always empty and this does nothing. A consumer may
+    /// have taken those records already, leaving `head` ahead of `tail`: the
+    /// repair then starts from `head`.
     fn repair_tail(&self) -> Result<(), Stop> {
         let p = self.prod();
         let start = p.tail.load(Ordering::Relaxed);
         let head = self.cons().head.load(Ordering::Acquire);
-        self.used(head, start)?;
-        let mut tail = start;
+        let ahead = head.wrapping_sub(start);
+        let mut tail = if ahead != 0 && ahead <= self.cap {
+            head
+        } else {
+            self.used(head, start)?;
+            start
+        };
         while let Some(rec) = self.peek(tail)? {
             tail = tail.wrapping_add(Record::size(rec.len));
             // A published record is within the capacity of `head`; a peer
@@ -699,13 +695,14 @@ impl<'a> Ring<'a> {
     }
 
     /// Whether the producer of an unfinished stream is gone (dead, or gave
-    /// up at a deadline): `send_lock` is free and nothing more was published.
-    fn stream_abandoned(&self) -> Result<bool, Stop> {
-        match self.acquire_send(None, true) {
-            Ok(_held) => Ok(!self.has_data()),
-            Err(Stop::Timeout) => Ok(false),
-            Err(e) => Err(e),
-        }
+    /// up at a deadline): it stays inside the send side from the first part
+    /// to the last, so nobody live is inside, and nothing more was
+    /// published. Only looks: whoever enters the send side next repairs
+    /// what a dead producer left.
+    /// With `probe`, a biased producer's life is checked with `/proc` (at the
+    /// end of a sleep slice).
+    fn stream_abandoned(&self, probe: bool) -> bool {
+        !self.ctrl.send.in_use(probe) && !self.has_data()
     }
 
     /// Receives one whole message into `out` (cleared first).
@@ -728,10 +725,12 @@ impl<'a> Ring<'a> {
         }
         let bounded = try_only || deadline.is_some();
         loop {
-            let held = acquire(&self.ctrl.recv_lock.0, deadline, try_only)?;
+            let held = self.acquire_recv(deadline, try_only)?;
             let mut streaming = false;
             // The stream's length so far, and when it last grew.
             let mut progress = (0, Instant::now());
+            // Whether the last wait below ended without data (a slice ran out).
+            let mut slept = false;
             loop {
                 if self.drain_one(out, &mut streaming)? {
                     return Ok(());
@@ -741,7 +740,7 @@ impl<'a> Ring<'a> {
                     break;
                 }
                 // Mid-stream: keep recv_lock so nobody else takes the rest.
-                if self.stream_abandoned()? {
+                if self.stream_abandoned(slept) {
                     out.clear();
                     streaming = false;
                     continue;
@@ -764,7 +763,7 @@ impl<'a> Ring<'a> {
                     };
                 }
                 let r = &self.ctrl.readers.0;
-                wait::wait_until_ring(|| self.has_data(), &r.seq, &r.waiters, slice);
+                slept = !wait::wait_until_ring(|| self.has_data(), &r.seq, &r.waiters, slice);
             }
         }
     }
@@ -783,7 +782,7 @@ impl<'a> Ring<'a> {
             return Err(Stop::Timeout);
         }
         loop {
-            let held = acquire(&self.ctrl.recv_lock.0, deadline, try_only)?;
+            let held = self.acquire_recv(deadline, try_only)?;
             // Skip padding and orphaned stream tails to the next message.
             loop {
                 let head = self.cons().head.load(Ordering::Relaxed);
@@ -807,7 +806,7 @@ impl<'a> Ring<'a> {
     /// again.
     fn nothing_to_take(
         &self,
-        held: Held<'_>,
+        held: Entered<'_>,
         deadline: Option<Instant>,
         try_only: bool,
         writers_gone: Gone<'_>,
@@ -833,7 +832,7 @@ pub(crate) struct Slot<'a> {
     ring: Ring<'a>,
     place: Place,
     len: usize,
-    _held: Held<'a>,
+    _held: Entered<'a>,
 }
 
 impl Slot<'_> {
@@ -863,7 +862,7 @@ pub(crate) struct View<'a> {
     ring: Ring<'a>,
     head: u64,
     len: usize,
-    _held: Held<'a>,
+    _held: Entered<'a>,
 }
 
 impl View<'_> {
@@ -942,14 +941,7 @@ mod tests {
         // reports the owner dead to the next locker, as for a dead process).
         std::thread::scope(|s| {
             s.spawn(|| {
-                let ring = owned.ring();
-                let Locked::Yes = ring.ctrl.send_lock.0.lock() else { panic!("lock") };
-                let place = ring.room(6, None, false, &never_gone).unwrap();
-                let tail = ring.prod().tail.load(Ordering::Relaxed);
-                // SAFETY: `room` reserved these bytes, and we hold send_lock.
-                unsafe { std::ptr::copy_nonoverlapping(b"second".as_ptr(), ring.at(place.pos).add(8), 6) };
-                ring.publish(place, FULL, 6);
-                ring.prod().tail.store(tail, Ordering::Relaxed); // "died" before this store
+                die_after_publishing(&owned.ring(), b"second");
             });
         });
         ring.send(b"third", None, false, &never_gone).unwrap();
@@ -959,6 +951,148 @@ mod tests {
             assert_eq!(out, want);
         }
         assert!(matches!(ring.recv(&mut out, None, true, &never_gone), Err(Stop::Timeout)));
+    }
+
+    /// A producer that enters the send side, publishes `msg` but never moves
+    /// `tail`, and "dies": the calling thread must end right after, still
+    /// inside the side (a robust mutex, or a bias lock, whose thread ended
+    /// reports its owner dead, as for a killed process).
+    fn die_after_publishing(ring: &Ring<'_>, msg: &[u8]) {
+        let (inside, _) = ring.ctrl.send.enter(None, false).unwrap();
+        let place = ring.room(msg.len() as u64, None, false, &never_gone).unwrap();
+        let tail = ring.prod().tail.load(Ordering::Relaxed);
+        // SAFETY: `room` reserved these bytes, and we are inside the side.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), ring.at(place.pos).add(8), msg.len()) };
+        ring.publish(place, FULL, msg.len() as u64);
+        ring.prod().tail.store(tail, Ordering::Relaxed); // "died" before this store
+        std::mem::forget(inside);
+    }
+
+    /// The same death, but a consumer takes the message before the next
+    /// producer comes: `head` is then ahead of `tail`, and the repair must
+    /// not take that for corruption.
+    #[test]
+    fn a_record_taken_before_the_repair_is_not_corruption() {
+        let owned = Owned::new();
+        let ring = owned.ring();
+        std::thread::scope(|s| {
+            s.spawn(|| die_after_publishing(&owned.ring(), b"orphan"));
+        });
+        let mut out = Vec::new();
+        ring.recv(&mut out, None, true, &never_gone).unwrap();
+        assert_eq!(out, b"orphan");
+        ring.send(b"next", None, false, &never_gone).unwrap();
+        ring.recv(&mut out, None, true, &never_gone).unwrap();
+        assert_eq!(out, b"next");
+        assert!(matches!(ring.recv(&mut out, None, true, &never_gone), Err(Stop::Timeout)));
+    }
+
+    /// Sends and receives `n` messages from the calling thread, enough for
+    /// the send and receive sides to be biased to it.
+    fn earn_bias(ring: &Ring<'_>) {
+        let mut out = Vec::new();
+        for i in 0..=super::super::side::BIAS_AFTER {
+            ring.send(&i.to_le_bytes(), None, false, &never_gone).unwrap();
+            ring.recv(&mut out, None, true, &never_gone).unwrap();
+            assert_eq!(out, i.to_le_bytes());
+        }
+    }
+
+    fn this_tid() -> u32 {
+        crate::sys::process::current_tid()
+    }
+
+    /// A biased producer that dies inside the side (after publishing, before
+    /// moving `tail`): the next producer revokes the bias, learns that its
+    /// owner died, and repairs the tail; nothing is lost or overwritten.
+    #[test]
+    fn a_biased_producer_that_dies_inside_is_repaired_after() {
+        let owned = Owned::new();
+        let ring = owned.ring();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ring = owned.ring();
+                earn_bias(&ring);
+                assert_eq!(ring.ctrl.send.biased_to(), this_tid(), "the send side is biased to this thread");
+                die_after_publishing(&ring, b"last words");
+            });
+        });
+        ring.send(b"after", Some(Instant::now() + Duration::from_secs(20)), false, &never_gone).unwrap();
+        assert_eq!(ring.ctrl.send.biased_to(), 0, "the dead owner's bias is gone");
+        let mut out = Vec::new();
+        for want in [&b"last words"[..], b"after"] {
+            ring.recv(&mut out, None, true, &never_gone).unwrap();
+            assert_eq!(out, want);
+        }
+        assert!(matches!(ring.recv(&mut out, None, true, &never_gone), Err(Stop::Timeout)));
+    }
+
+    /// A thread holding a view cannot receive again on the same ring: an
+    /// error, whether the side goes through its mutex or is biased to it.
+    #[test]
+    fn a_thread_inside_a_side_cannot_enter_it_again() {
+        let owned = Owned::new();
+        let ring = owned.ring();
+        for biased in [false, true] {
+            if biased {
+                earn_bias(&ring);
+                assert_eq!(ring.ctrl.recv.biased_to(), this_tid());
+            }
+            ring.send(b"one", None, false, &never_gone).unwrap();
+            let mut scratch = Vec::new();
+            let view = ring.recv_view(&mut scratch, None, false, &never_gone).unwrap().unwrap();
+            let mut out = Vec::new();
+            let again = ring.recv(&mut out, None, false, &never_gone);
+            assert!(matches!(&again, Err(Stop::Broken(m)) if m.contains("already inside")), "{again:?}");
+            assert_eq!(view.bytes(), b"one");
+            drop(view);
+            assert!(matches!(ring.recv(&mut out, None, true, &never_gone), Err(Stop::Timeout)), "delivered once");
+        }
+    }
+
+    /// A live owner inside the side (holding a slot) keeps others out until
+    /// it leaves; a revoker then takes the bias, and the old owner, when it
+    /// comes back, goes through the mutex with everyone else.
+    #[test]
+    fn a_live_owner_is_revoked_only_outside_an_operation() {
+        let owned = Owned::new();
+        let (to_main, from_owner) = std::sync::mpsc::channel();
+        let (to_owner, from_main) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let owned = &owned;
+            s.spawn(move || {
+                let ring = owned.ring();
+                earn_bias(&ring);
+                let mut slot = ring.reserve(4, None, false, &never_gone).unwrap();
+                slot.bytes().copy_from_slice(b"slot");
+                to_main.send(this_tid()).unwrap();
+                from_main.recv().unwrap();
+                slot.commit();
+                to_main.send(0).unwrap();
+                from_main.recv().unwrap();
+                // Revoked meanwhile: this send goes through the mutex.
+                ring.send(b"old owner", None, false, &never_gone).unwrap();
+                assert_eq!(ring.ctrl.send.biased_to(), 0);
+            });
+            let owner = from_owner.recv().unwrap();
+            let ring = owned.ring();
+            assert_eq!(ring.ctrl.send.biased_to(), owner);
+            // Inside an operation: a try_ send gives up, a timed one times out.
+            assert!(matches!(ring.send(b"x", None, true, &never_gone), Err(Stop::Timeout)));
+            let soon = Some(Instant::now() + Duration::from_millis(50));
+            assert!(matches!(ring.send(b"x", soon, false, &never_gone), Err(Stop::Timeout)));
+            to_owner.send(()).unwrap();
+            from_owner.recv().unwrap();
+            ring.send(b"revoker", None, false, &never_gone).unwrap();
+            assert_eq!(ring.ctrl.send.biased_to(), 0, "revoked");
+            to_owner.send(()).unwrap();
+        });
+        let ring = owned.ring();
+        let mut out = Vec::new();
+        for want in [&b"slot"[..], b"revoker", b"old owner"] {
+            ring.recv(&mut out, None, true, &never_gone).unwrap();
+            assert_eq!(out, want);
+        }
     }
 
     /// The same death after a padding record and the record behind it.
@@ -977,7 +1111,7 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| {
                 let ring = owned.ring();
-                let Locked::Yes = ring.ctrl.send_lock.0.lock() else { panic!("lock") };
+                let (inside, _) = ring.ctrl.send.enter(None, false).unwrap();
                 let place = ring.room(big.len() as u64, None, false, &never_gone).unwrap();
                 assert!(place.pad.is_some(), "the test needs a wrapping record");
                 let tail = ring.prod().tail.load(Ordering::Relaxed);
@@ -985,6 +1119,7 @@ mod tests {
                 unsafe { std::ptr::copy_nonoverlapping(big.as_ptr(), ring.at(place.pos).add(8), big.len()) };
                 ring.publish(place, FULL, big.len() as u64);
                 ring.prod().tail.store(tail, Ordering::Relaxed);
+                std::mem::forget(inside);
             });
         });
         ring.send(b"after", None, false, &never_gone).unwrap();

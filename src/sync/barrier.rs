@@ -120,53 +120,19 @@ fn identity() -> (u32, u32, u64) {
         // A forked child inherits the parent's cache: the pid tells.
         Some(id) if id.0 == pid => id,
         _ => {
-            let id = (pid, own_pid_ns(), proc_stat(pid).map_or(0, |s| s.1));
+            let id = (pid, process::own_pid_ns(), process::proc_stat(pid).map_or(0, |s| s.1));
             *cache = Some(id);
             id
         }
     }
 }
 
-/// Low 32 bits of the inode of the calling process's pid namespace.
-fn own_pid_ns() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() as u32)
-}
-
-/// `(state, start time)` from `/proc/<pid>/stat`; `Err` when it cannot be
-/// read or parsed (`InvalidData`).
-fn proc_stat(pid: u32) -> std::io::Result<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may hold anything,
-    // so fields are counted from the last ')'.
-    let bad = || std::io::Error::from(std::io::ErrorKind::InvalidData);
-    let rest = text.rsplit_once(')').ok_or_else(bad)?.1;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next().and_then(|s| s.chars().next()).ok_or_else(bad)?;
-    // Field 22 (starttime) is the 19th after the state (field 3).
-    let start = fields.nth(18).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    Ok((state, start))
-}
-
 /// Whether the process recorded in a slot still runs (a zombie does not).
 /// Errs towards "alive" when it cannot tell.
 fn alive(pid: u32, ns: u32, start: u64, me: (u32, u32, u64)) -> bool {
-    if ns != me.1 || ns == 0 {
-        // Another pid namespace (or unknown): its pid means nothing here.
-        return true;
-    }
-    if pid == me.0 {
-        return true;
-    }
-    if pid == 0 || pid > i32::MAX as u32 {
-        // Not a process id (a hostile peer's write); nothing to watch.
-        return true;
-    }
-    match proc_stat(pid) {
-        Ok((state, now_start)) => !matches!(state, 'Z' | 'X' | 'x') && (start == 0 || now_start == start),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => false,
-        Err(_) => process::exists(pid),
-    }
+    // Not a process id (a hostile peer's write): nothing to watch.
+    let not_an_id = pid == 0 || pid > i32::MAX as u32;
+    pid == me.0 || not_an_id || process::task_alive(pid, ns, me.1, |now| start == 0 || now == start)
 }
 
 /// The barrier's lock, held; unlocks when dropped.
@@ -565,7 +531,7 @@ mod tests {
 
     #[test]
     fn proc_stat_reads_this_process() {
-        let (state, start) = proc_stat(std::process::id()).unwrap();
+        let (state, start) = process::proc_stat(std::process::id()).unwrap();
         assert!(matches!(state, 'R' | 'S' | 'D'), "{state}");
         assert!(start > 0);
         assert_eq!(identity().2, start);
@@ -577,7 +543,7 @@ mod tests {
         assert!(alive(me.0, me.1, me.2, me));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
-        let start = proc_stat(pid).map_or(0, |s| s.1);
+        let start = process::proc_stat(pid).map_or(0, |s| s.1);
         child.wait().unwrap();
         assert!(!alive(pid, me.1, start, me), "a reaped child is dead");
         // The parent (the test runner's process) lives, but not with a start

@@ -51,8 +51,7 @@ impl RawMutex {
 
     /// A line for `multiproc info`: who holds the lock, if anyone.
     pub(crate) fn holder(&self) -> String {
-        // SAFETY: as for `lock`: `self` is a whole mutex in a live mapping.
-        match unsafe { pthread::owner(self.ptr()) } {
+        match self.owner() {
             None => "free".to_string(),
             Some((_, true)) => "free; its last owner died holding it (recovered on next lock)".to_string(),
             Some((tid, false)) => {
@@ -142,9 +141,16 @@ impl RawMutex {
     /// that could as well rewrite the kind while it holds the lock, which is
     /// beyond what a shared-memory lock can defend (see `sys/pthread.rs`).
     pub(crate) fn held_by_this_thread(&self) -> bool {
+        matches!(self.owner(), Some((tid, false)) if tid == crate::sys::process::current_tid())
+    }
+
+    /// Who holds it, as its lock word says now: the owner's thread id, and
+    /// whether the kernel marked that owner dead. `None` when free. A
+    /// snapshot that a peer may change at once; it decides nothing alone.
+    #[inline]
+    pub(crate) fn owner(&self) -> Option<(u32, bool)> {
         // SAFETY: as in `lock`: `self` is a whole mutex in a live mapping.
-        let owner = unsafe { pthread::owner(self.ptr()) };
-        matches!(owner, Some((tid, false)) if tid == crate::sys::process::gettid())
+        unsafe { pthread::owner(self.ptr()) }
     }
 
     /// Releases it. Fails with `EPERM` when the calling thread is not the

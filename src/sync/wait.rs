@@ -116,6 +116,17 @@ pub(crate) fn join_asymmetric() -> bool {
 #[cold]
 fn register() -> bool {
     let ok = futex::membarrier_register();
+    if ok {
+        extern "C" fn register_child() {
+            futex::membarrier_register();
+        }
+        // A forked child keeps this process's handles and the `REGISTERED`
+        // flag, so it must be registered too; the kernel keeps the
+        // registration in the address space it copies, but registering
+        // again costs one system call per fork and depends on no such
+        // detail.
+        crate::sys::process::in_forked_child(register_child);
+    }
     REGISTERED.store(if ok { 1 } else { 2 }, Ordering::Release);
     ok
 }
@@ -133,9 +144,21 @@ pub(crate) fn waker_fence() {
 
 /// A ring sleeper's barrier, after counting itself and before its last look.
 pub(crate) fn sleeper_fence() {
-    if BARRIER_FAILED.load(Ordering::Relaxed) == 0 && !futex::membarrier_global() {
+    remote_fence();
+}
+
+/// The slow half of an asymmetric fence: makes every running thread of every
+/// registered process pass a full barrier. Returns whether it could (after
+/// one failure it is not tried again).
+pub(crate) fn remote_fence() -> bool {
+    if BARRIER_FAILED.load(Ordering::Relaxed) != 0 {
+        return false;
+    }
+    let ok = futex::membarrier_global();
+    if !ok {
         BARRIER_FAILED.store(1, Ordering::Relaxed);
     }
+    ok
 }
 
 /// Waits until `ready()` holds: spins briefly, then sleeps on `word` until

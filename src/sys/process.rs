@@ -224,6 +224,89 @@ pub(crate) fn gettid() -> u32 {
     unsafe { libc::gettid() as u32 }
 }
 
+thread_local! {
+    /// This thread's id, once asked for; 0 until then.
+    static TID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The low 32 bits of its start time, once read; 0 until then.
+    static START: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// [`gettid`] without a system call after the first: for per-message paths
+/// (a channel side biased to one thread compares it on every message).
+///
+/// The cache is per thread; a child made by `fork` runs on a copy of the
+/// forking thread's cache but has a thread id of its own, so a `fork`
+/// handler, registered with the first call, clears the copy in the child.
+#[inline]
+pub(crate) fn current_tid() -> u32 {
+    let tid = TID.get();
+    if tid != 0 { tid } else { cache_tid() }
+}
+
+/// The calling thread as an id that stays unique after it exits: its id,
+/// and the low 32 bits of its start time above them. 0 until
+/// [`thread_token`] has been asked once on this thread (so a cheap
+/// comparison with a recorded token fails safe).
+#[inline]
+pub(crate) fn cached_thread_token() -> u64 {
+    token(current_tid(), START.get())
+}
+
+/// [`cached_thread_token`], reading the start time from `/proc` the first
+/// time; 0 when it cannot be read.
+#[cold]
+pub(crate) fn thread_token() -> u64 {
+    let tid = current_tid();
+    if START.get() == 0 && !NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+        START.set(proc_stat(tid).map_or(0, |s| s.1 as u32));
+    }
+    token(tid, START.get())
+}
+
+fn token(tid: u32, start: u32) -> u64 {
+    if start == 0 { 0 } else { u64::from(tid) | u64::from(start) << 32 }
+}
+
+/// The thread id and start-time bits of a token.
+pub(crate) fn token_parts(token: u64) -> (u32, u32) {
+    (token as u32, (token >> 32) as u32)
+}
+
+#[cold]
+fn cache_tid() -> u32 {
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        extern "C" fn clear_in_child() {
+            TID.set(0);
+            START.set(0);
+        }
+        // Without the handler a forked child would compare a stale id.
+        if in_forked_child(clear_in_child) {
+            NO_CACHE.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let tid = gettid();
+    if !NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+        TID.set(tid);
+    }
+    tid
+}
+
+/// Has `handler` run in the child after every later `fork()` (glibc's and
+/// musl's `fork` run these; a raw `clone` would not, and nothing here makes
+/// one). It must do only what is safe in a freshly forked child: system
+/// calls, plain stores. Returns `false` when it could not be installed
+/// (ENOMEM).
+pub(crate) fn in_forked_child(handler: extern "C" fn()) -> bool {
+    // SAFETY: `pthread_atfork` only records the pointer; a plain `extern
+    // "C" fn()` lives for the whole program, and the contract above keeps
+    // what it does safe in the child.
+    unsafe { libc::pthread_atfork(None, None, Some(handler)) == 0 }
+}
+
+/// Set until the fork handler is registered.
+static NO_CACHE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 /// `kill(pid, 0)` — whether a process with id `pid` exists (a zombie
 /// counts). `pid` may come from shared memory: values that `kill` would read
 /// as a process group or "every process" (0, or above `i32::MAX`) are
@@ -236,4 +319,45 @@ pub(crate) fn exists(pid: u32) -> bool {
     // SAFETY: plain syscall with integer arguments; signal 0 only checks.
     let r = unsafe { libc::kill(p, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Low 32 bits of the inode of the calling process's pid namespace (0:
+/// unknown).
+pub(crate) fn own_pid_ns() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() as u32)
+}
+
+/// `(state, start time)` from `/proc/<id>/stat`, for a process or a thread
+/// id (a thread's own directory is there too, though not listed); `Err`
+/// when it cannot be read or parsed (`InvalidData`).
+pub(crate) fn proc_stat(id: u32) -> io::Result<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{id}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold anything,
+    // so fields are counted from the last ')'.
+    let bad = || io::Error::from(io::ErrorKind::InvalidData);
+    let rest = text.rsplit_once(')').ok_or_else(bad)?.1;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next().and_then(|s| s.chars().next()).ok_or_else(bad)?;
+    // Field 22 (starttime) is the 19th after the state (field 3).
+    let start = fields.nth(18).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    Ok((state, start))
+}
+
+/// Whether the process or thread `id` of pid namespace `ns`, whose start
+/// time passes `started`, still runs (a zombie does not), as seen from
+/// namespace `own_ns`. Ids come from shared memory, where another process
+/// recorded them: it errs towards "alive" when it cannot tell (another
+/// namespace, no `/proc`). What cannot be an id (0, above `i32::MAX`) is
+/// the caller's to judge first.
+pub(crate) fn task_alive(id: u32, ns: u32, own_ns: u32, started: impl Fn(u64) -> bool) -> bool {
+    if ns != own_ns || ns == 0 {
+        // Another pid namespace (or unknown): its id means nothing here.
+        return true;
+    }
+    match proc_stat(id) {
+        Ok((state, start)) => !matches!(state, 'Z' | 'X' | 'x') && started(start),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => false,
+        Err(_) => exists(id),
+    }
 }

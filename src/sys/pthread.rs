@@ -193,12 +193,13 @@ pub(crate) unsafe fn unlock(m: *mut RawPthreadMutex) -> io::Result<()> {
 /// and whether the kernel marked the owner dead (`FUTEX_OWNER_DIED`).
 /// `None` when it is free. A robust mutex's lock word (glibc's `__lock`, at
 /// offset 0 on every target) holds the owner's TID and these flag bits; the
-/// kernel relies on that layout to recover it. Read for display only: the
-/// answer may be stale when it arrives.
+/// kernel relies on that layout to recover it. The answer may be stale when
+/// it arrives.
 ///
 /// # Safety
 ///
 /// `m` must point to a whole `pthread_mutex_t` in a live mapping.
+#[inline]
 pub(crate) unsafe fn owner(m: *mut RawPthreadMutex) -> Option<(u32, bool)> {
     // SAFETY: the caller guarantees `m` is a whole mutex, which is 4-byte
     // aligned; other processes change the word, hence the atomic load.
