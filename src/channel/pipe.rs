@@ -333,6 +333,25 @@ impl End {
         Ok(out)
     }
 
+    fn reserve(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
+        match self.sending(how, |ring, d, t, gone| ring.reserve(len, d, t, gone)) {
+            Ok(slot) => Ok(WriteSlot::from_slot(slot)),
+            Err(Stop::TooLarge(max)) => Err(SendTimeoutError::Failed((), Failure::TooLarge { len, max })),
+            Err(stop) => Err(send_error(stop, ())),
+        }
+    }
+
+    fn recv_in_place(&self, how: Wait) -> Result<ReadView<'_>, RecvTimeoutError> {
+        let mut owned = Vec::new();
+        let view = self.receiving(how, |ring, d, t, gone| {
+            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
+                Some(view) => ReadView::in_place(view),
+                None => ReadView::owned(std::mem::take(&mut owned)),
+            })
+        });
+        view.map_err(recv_error)
+    }
+
     /// Whether a receive would return at once: a message is there, or the
     /// stream has ended.
     fn ready(&self, probe: bool) -> bool {
@@ -803,12 +822,60 @@ impl<D: CanSend> Connection<D> {
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
     pub fn reserve(&self, len: usize) -> Result<WriteSlot<'_>, SendError<()>> {
-        let slot = self.end.sending(Wait::Forever, |ring, d, t, gone| ring.reserve(len, d, t, gone));
-        match slot {
-            Ok(slot) => Ok(WriteSlot::from_slot(slot)),
-            Err(Stop::TooLarge(max)) => Err(SendError::Failed((), Failure::TooLarge { len, max })),
-            Err(stop) => Err(blocking_send(send_error(stop, ()))),
-        }
+        self.end.reserve(len, Wait::Forever).map_err(blocking_send)
+    }
+
+    /// Reserves room for an in-place message of exactly `len` bytes if
+    /// there is room now (see [`reserve`](Self::reserve)).
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] when there is no room now;
+    /// [`TrySendError::Failed`] with [`Failure::TooLarge`] above half the
+    /// capacity; otherwise as [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::channel::{Failure, Pipe, TrySendError};
+    ///
+    /// let (a, b) = Pipe::with_capacity(4096)?;
+    /// let mut slot = a.try_reserve(2000).unwrap();
+    /// slot.fill(1);
+    /// slot.commit();
+    /// assert!(a.try_reserve(2000).unwrap_err().is_full());
+    /// assert!(matches!(a.try_reserve(4096), Err(TrySendError::Failed((), Failure::TooLarge { .. }))));
+    /// assert_eq!(&*b.try_recv_in_place().unwrap(), &[1; 2000][..]);
+    /// assert!(b.try_recv_in_place().unwrap_err().is_empty());
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    pub fn try_reserve(&self, len: usize) -> Result<WriteSlot<'_>, TrySendError<()>> {
+        self.end.reserve(len, Wait::Now).map_err(try_send)
+    }
+
+    /// Reserves room for an in-place message of exactly `len` bytes,
+    /// waiting at most `timeout` for room (see [`reserve`](Self::reserve)).
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] when no room came in time;
+    /// [`SendTimeoutError::Failed`] with [`Failure::TooLarge`] above half
+    /// the capacity (at once, without waiting); otherwise as
+    /// [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::channel::Pipe;
+    ///
+    /// let (a, _b) = Pipe::with_capacity(4096)?;
+    /// a.reserve(2000).unwrap().commit();
+    /// assert!(a.reserve_timeout(2000, Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    pub fn reserve_timeout(&self, len: usize, timeout: Duration) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
+        self.end.reserve(len, Wait::timeout(timeout))
     }
 }
 
@@ -1013,14 +1080,41 @@ impl<D: CanRecv> Connection<D> {
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
     pub fn recv_in_place(&self) -> Result<ReadView<'_>, RecvError> {
-        let mut owned = Vec::new();
-        let view = self.end.receiving(Wait::Forever, |ring, d, t, gone| {
-            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
-                Some(view) => ReadView::in_place(view),
-                None => ReadView::owned(std::mem::take(&mut owned)),
-            })
-        });
-        view.map_err(|stop| blocking_recv(recv_error(stop)))
+        self.end.recv_in_place(Wait::Forever).map_err(blocking_recv)
+    }
+
+    /// Receives one message in place if one is there now (see
+    /// [`recv_in_place`](Self::recv_in_place)).
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], otherwise as [`recv`](Self::recv).
+    pub fn try_recv_in_place(&self) -> Result<ReadView<'_>, TryRecvError> {
+        self.end.recv_in_place(Wait::Now).map_err(try_recv)
+    }
+
+    /// Receives one message in place, waiting at most `timeout` for it to
+    /// begin (see [`recv_in_place`](Self::recv_in_place); a message streamed
+    /// in parts is then received whole).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`], otherwise as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::channel::Pipe;
+    ///
+    /// let (a, b) = Pipe::new()?;
+    /// assert!(b.recv_in_place_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// a.send_bytes(b"abc").unwrap();
+    /// assert_eq!(&*b.recv_in_place_timeout(Duration::from_secs(1)).unwrap(), b"abc");
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    pub fn recv_in_place_timeout(&self, timeout: Duration) -> Result<ReadView<'_>, RecvTimeoutError> {
+        self.end.recv_in_place(Wait::timeout(timeout))
     }
 
     /// Whether a receive would return at once — a message is waiting, or
