@@ -843,9 +843,11 @@ impl<D: CanSend> Connection<D> {
     /// let mut slot = a.try_reserve(2000).unwrap();
     /// slot.fill(1);
     /// slot.commit();
+    /// a.try_reserve(2000).unwrap().commit(); // two such records fill the ring
     /// assert!(a.try_reserve(2000).unwrap_err().is_full());
     /// assert!(matches!(a.try_reserve(4096), Err(TrySendError::Failed((), Failure::TooLarge { .. }))));
     /// assert_eq!(&*b.try_recv_in_place().unwrap(), &[1; 2000][..]);
+    /// assert_eq!(b.try_recv_in_place().unwrap().len(), 2000);
     /// assert!(b.try_recv_in_place().unwrap_err().is_empty());
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
@@ -871,6 +873,7 @@ impl<D: CanSend> Connection<D> {
     ///
     /// let (a, _b) = Pipe::with_capacity(4096)?;
     /// a.reserve(2000).unwrap().commit();
+    /// a.reserve(2000).unwrap().commit(); // two such records fill the ring
     /// assert!(a.reserve_timeout(2000, Duration::from_millis(10)).unwrap_err().is_timeout());
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```

@@ -548,6 +548,12 @@ impl DerefMut for WriteSlot<'_> {
     }
 }
 
+impl fmt::Debug for WriteSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteSlot").field("len", &self.len()).finish()
+    }
+}
+
 enum ViewInner<'a> {
     Ring(ring::View<'a>),
     Owned(Vec<u8>),
@@ -851,12 +857,14 @@ macro_rules! queue_type {
             /// let mut slot = q.try_reserve(2000).unwrap();
             /// slot.fill(7);
             /// slot.commit();
+            /// q.try_reserve(2000).unwrap().commit(); // two such records fill the ring
             /// assert!(q.try_reserve(2000).unwrap_err().is_full());
             /// assert!(matches!(
             ///     q.try_reserve(4096),
             ///     Err(TrySendError::Failed((), Failure::TooLarge { len: 4096, .. }))
             /// ));
             /// assert_eq!(&*q.try_get_in_place().unwrap(), &[7; 2000][..]);
+            /// assert_eq!(q.try_get_in_place().unwrap().len(), 2000);
             /// assert!(q.try_get_in_place().unwrap_err().is_empty());
             /// # Ok::<(), multiproc::ShmError>(())
             /// ```
