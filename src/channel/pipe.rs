@@ -76,7 +76,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::err::{
-    Failure, RecvError, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    Failure, RecvError, RecvIntoError, RecvIntoTimeoutError, RecvTimeoutError, SendError, SendTimeoutError,
+    TryRecvError, TryRecvIntoError, TrySendError,
 };
 use super::message::Message;
 use super::peers::{self, Hold};
@@ -331,6 +332,28 @@ impl End {
         let mut out = Vec::new();
         self.receiving(how, |ring, d, t, gone| ring.recv(&mut out, d, t, gone)).map_err(recv_error)?;
         Ok(out)
+    }
+
+    /// Receives one message into `buf`: its length, or the whole message
+    /// when it is longer than `buf` (consumed all the same).
+    fn recv_into(&self, buf: &mut [u8], how: Wait) -> Result<Result<usize, Vec<u8>>, RecvTimeoutError> {
+        fn fill(buf: &mut [u8], msg: &[u8]) -> Result<usize, Vec<u8>> {
+            match buf.get_mut(..msg.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(msg);
+                    Ok(msg.len())
+                }
+                None => Err(msg.to_vec()),
+            }
+        }
+        let mut owned = Vec::new();
+        self.receiving(how, |ring, d, t, gone| {
+            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
+                Some(view) => fill(buf, view.bytes()),
+                None => fill(buf, &owned),
+            })
+        })
+        .map_err(recv_error)
     }
 
     fn reserve(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
@@ -1038,26 +1061,56 @@ impl<D: CanRecv> Connection<D> {
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvIntoError> {
-        fn fill(buf: &mut [u8], msg: &[u8]) -> Result<usize, Vec<u8>> {
-            match buf.get_mut(..msg.len()) {
-                Some(dst) => {
-                    dst.copy_from_slice(msg);
-                    Ok(msg.len())
-                }
-                None => Err(msg.to_vec()),
-            }
+        match self.end.recv_into(buf, Wait::Forever) {
+            Ok(got) => got.map_err(RecvIntoError::BufferTooShort),
+            Err(e) => Err(blocking_recv(e).into()),
         }
-        let mut owned = Vec::new();
-        let got = self.end.receiving(Wait::Forever, |ring, d, t, gone| {
-            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
-                Some(view) => fill(buf, view.bytes()),
-                None => fill(buf, &owned),
-            })
-        });
-        match got {
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(message)) => Err(RecvIntoError::BufferTooShort(message)),
-            Err(stop) => Err(blocking_recv(recv_error(stop)).into()),
+    }
+
+    /// Receives one message into `buf` if one is there now (see
+    /// [`recv_bytes_into`](Self::recv_bytes_into)).
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvIntoError::Empty`] when nothing is there (`buf` is left as
+    /// it was); [`TryRecvIntoError::BufferTooShort`] when the message is
+    /// longer than `buf` (it is consumed and handed over whole). Otherwise
+    /// as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::channel::{Pipe, TryRecvIntoError};
+    ///
+    /// let (a, b) = Pipe::new()?;
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(b.try_recv_bytes_into(&mut buf), Err(TryRecvIntoError::Empty));
+    /// a.send_bytes(b"hi").unwrap();
+    /// assert_eq!(b.try_recv_bytes_into(&mut buf), Ok(2));
+    /// assert_eq!(&buf[..2], b"hi");
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    pub fn try_recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, TryRecvIntoError> {
+        match self.end.recv_into(buf, Wait::Now) {
+            Ok(got) => got.map_err(TryRecvIntoError::BufferTooShort),
+            Err(e) => Err(try_recv(e).into()),
+        }
+    }
+
+    /// Receives one message into `buf`, waiting at most `timeout` for it to
+    /// begin (see [`recv_bytes_into`](Self::recv_bytes_into); a message
+    /// streamed in parts is then received whole).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvIntoTimeoutError::Timeout`] when nothing arrived in time
+    /// (`buf` is left as it was); [`RecvIntoTimeoutError::BufferTooShort`]
+    /// when the message is longer than `buf` (it is consumed and handed
+    /// over whole). Otherwise as [`recv`](Self::recv).
+    pub fn recv_bytes_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvIntoTimeoutError> {
+        match self.end.recv_into(buf, Wait::timeout(timeout)) {
+            Ok(got) => got.map_err(RecvIntoTimeoutError::BufferTooShort),
+            Err(e) => Err(e.into()),
         }
     }
 
