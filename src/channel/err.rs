@@ -260,7 +260,7 @@ impl From<RecvError> for RecvTimeoutError {
 macro_rules! recv_into_error {
     (
         $(#[$doc:meta])* $name:ident from $base:ident $(, $narrow:ident)?
-        { $($(#[$vdoc:meta])* $var:ident => $text:expr),* }
+        { $($(#[$vdoc:meta])* $var:ident => $text:expr, $is:ident $is_doc:literal),* }
     ) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq)]
@@ -292,6 +292,13 @@ macro_rules! recv_into_error {
             pub fn is_buffer_too_short(&self) -> bool {
                 matches!(self, $name::BufferTooShort(_))
             }
+
+            $(
+                #[doc = $is_doc]
+                pub fn $is(&self) -> bool {
+                    matches!(self, $name::$var)
+                }
+            )*
         }
 
         impl fmt::Debug for $name {
@@ -357,7 +364,7 @@ recv_into_error!(
     /// failed.
     TryRecvIntoError from TryRecvError, RecvIntoError {
         /// Nothing to receive now.
-        Empty => EMPTY
+        Empty => EMPTY, is_empty "Whether the channel was empty."
     }
 );
 
@@ -366,20 +373,6 @@ recv_into_error!(
     /// failed.
     RecvIntoTimeoutError from RecvTimeoutError, RecvIntoError {
         /// Nothing arrived before the timeout.
-        Timeout => TIMED_OUT
+        Timeout => TIMED_OUT, is_timeout "Whether the timeout passed."
     }
 );
-
-impl TryRecvIntoError {
-    /// Whether the channel was empty.
-    pub fn is_empty(&self) -> bool {
-        matches!(self, TryRecvIntoError::Empty)
-    }
-}
-
-impl RecvIntoTimeoutError {
-    /// Whether the timeout passed.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, RecvIntoTimeoutError::Timeout)
-    }
-}
