@@ -42,6 +42,8 @@ impl std::error::Error for Failure {}
 
 const CLOSED: &str = "channel is closed";
 const DISCONNECTED: &str = "every peer on the other side is gone";
+const EMPTY: &str = "channel is empty";
+const TIMED_OUT: &str = "timed out waiting for a message";
 
 macro_rules! send_error {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $var:ident => $text:expr),* }) => {
@@ -155,7 +157,7 @@ recv_error!(
     /// Why a `try_` receive failed.
     TryRecvError {
         /// Nothing to receive now.
-        Empty => "channel is empty",
+        Empty => EMPTY,
         /// The channel was closed and every message in it has been received.
         Closed => CLOSED,
         /// End of stream: every sending peer is gone.
@@ -167,7 +169,7 @@ recv_error!(
     /// Why a `_timeout` receive failed.
     RecvTimeoutError {
         /// Nothing arrived before the timeout.
-        Timeout => "timed out waiting for a message",
+        Timeout => TIMED_OUT,
         /// The channel was closed and every message in it has been received.
         Closed => CLOSED,
         /// End of stream: every sending peer is gone.
@@ -255,67 +257,122 @@ impl From<RecvError> for RecvTimeoutError {
     }
 }
 
-/// Why [`recv_bytes_into`](crate::channel::Connection::recv_bytes_into)
-/// failed.
-#[derive(Clone, PartialEq, Eq)]
-pub enum RecvIntoError {
-    /// The buffer was shorter than the message. The message was consumed,
-    /// and is handed over whole here (Python's `BufferTooShort`).
-    BufferTooShort(Vec<u8>),
-    /// The end was closed and every message in it has been received.
-    Closed,
-    /// End of stream: every sending peer is gone (dropped or dead) and
-    /// every message it sent has been received.
-    Disconnected,
-    /// The channel is faulty.
-    Failed(Failure),
-}
-
-impl RecvIntoError {
-    /// The message that did not fit, if that was the trouble.
-    pub fn into_message(self) -> Option<Vec<u8>> {
-        match self {
-            RecvIntoError::BufferTooShort(m) => Some(m),
-            _ => None,
+macro_rules! recv_into_error {
+    (
+        $(#[$doc:meta])* $name:ident from $base:ident $(, $narrow:ident)?
+        { $($(#[$vdoc:meta])* $var:ident => $text:expr, $is:ident $is_doc:literal),* }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub enum $name {
+            /// The buffer was shorter than the message. The message was
+            /// consumed, and is handed over whole here (Python's
+            /// `BufferTooShort`).
+            BufferTooShort(Vec<u8>),
+            $($(#[$vdoc])* $var,)*
+            /// The end was closed and every message in it has been received.
+            Closed,
+            /// End of stream: every sending peer is gone (dropped or dead)
+            /// and every message it sent has been received.
+            Disconnected,
+            /// The channel is faulty.
+            Failed(Failure),
         }
-    }
 
-    /// Whether the buffer was too short.
-    pub fn is_buffer_too_short(&self) -> bool {
-        matches!(self, RecvIntoError::BufferTooShort(_))
-    }
-}
+        impl $name {
+            /// The message that did not fit, if that was the trouble.
+            pub fn into_message(self) -> Option<Vec<u8>> {
+                match self {
+                    $name::BufferTooShort(m) => Some(m),
+                    _ => None,
+                }
+            }
 
-impl fmt::Debug for RecvIntoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvIntoError::BufferTooShort(m) => write!(f, "BufferTooShort({} bytes)", m.len()),
-            RecvIntoError::Closed => f.write_str("Closed"),
-            RecvIntoError::Disconnected => f.write_str("Disconnected"),
-            RecvIntoError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+            /// Whether the buffer was too short.
+            pub fn is_buffer_too_short(&self) -> bool {
+                matches!(self, $name::BufferTooShort(_))
+            }
+
+            $(
+                #[doc = $is_doc]
+                pub fn $is(&self) -> bool {
+                    matches!(self, $name::$var)
+                }
+            )*
         }
-    }
-}
 
-impl fmt::Display for RecvIntoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvIntoError::BufferTooShort(m) => write!(f, "buffer too short for a message of {} bytes", m.len()),
-            RecvIntoError::Closed => f.write_str(CLOSED),
-            RecvIntoError::Disconnected => f.write_str(DISCONNECTED),
-            RecvIntoError::Failed(e) => fmt::Display::fmt(e, f),
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $name::BufferTooShort(m) => write!(f, "BufferTooShort({} bytes)", m.len()),
+                    $($name::$var => f.write_str(stringify!($var)),)*
+                    $name::Closed => f.write_str("Closed"),
+                    $name::Disconnected => f.write_str("Disconnected"),
+                    $name::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+                }
+            }
         }
-    }
-}
 
-impl std::error::Error for RecvIntoError {}
-
-impl From<RecvError> for RecvIntoError {
-    fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Closed => RecvIntoError::Closed,
-            RecvError::Disconnected => RecvIntoError::Disconnected,
-            RecvError::Failed(f) => RecvIntoError::Failed(f),
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $name::BufferTooShort(m) => write!(f, "buffer too short for a message of {} bytes", m.len()),
+                    $($name::$var => f.write_str($text),)*
+                    $name::Closed => f.write_str(CLOSED),
+                    $name::Disconnected => f.write_str(DISCONNECTED),
+                    $name::Failed(e) => fmt::Display::fmt(e, f),
+                }
+            }
         }
-    }
+
+        impl std::error::Error for $name {}
+
+        impl From<$base> for $name {
+            fn from(e: $base) -> Self {
+                match e {
+                    $($base::$var => $name::$var,)*
+                    $base::Closed => $name::Closed,
+                    $base::Disconnected => $name::Disconnected,
+                    $base::Failed(f) => $name::Failed(f),
+                }
+            }
+        }
+
+        $(
+            impl From<$narrow> for $name {
+                fn from(e: $narrow) -> Self {
+                    match e {
+                        $narrow::BufferTooShort(m) => $name::BufferTooShort(m),
+                        $narrow::Closed => $name::Closed,
+                        $narrow::Disconnected => $name::Disconnected,
+                        $narrow::Failed(f) => $name::Failed(f),
+                    }
+                }
+            }
+        )?
+    };
 }
+
+recv_into_error!(
+    /// Why [`recv_bytes_into`](crate::channel::Connection::recv_bytes_into)
+    /// failed.
+    RecvIntoError from RecvError {}
+);
+
+recv_into_error!(
+    /// Why [`try_recv_bytes_into`](crate::channel::Connection::try_recv_bytes_into)
+    /// failed.
+    TryRecvIntoError from TryRecvError, RecvIntoError {
+        /// Nothing to receive now.
+        Empty => EMPTY, is_empty "Whether the channel was empty."
+    }
+);
+
+recv_into_error!(
+    /// Why [`recv_bytes_into_timeout`](crate::channel::Connection::recv_bytes_into_timeout)
+    /// failed.
+    RecvIntoTimeoutError from RecvTimeoutError, RecvIntoError {
+        /// Nothing arrived before the timeout.
+        Timeout => TIMED_OUT, is_timeout "Whether the timeout passed."
+    }
+);

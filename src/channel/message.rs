@@ -107,37 +107,3 @@ impl<T: bytemuck::Pod> Message for Plain<T> {
         Some(bytemuck::bytes_of(&self.0))
     }
 }
-
-/// Byte-level access to a [`Queue`] with the `try_` and timeout flavours the
-/// public API offers only for typed messages, for the pool's own wire format
-/// (tasks and results written and read in place, see `crate::pool`).
-///
-/// These belong with the other queue methods in `queue.rs`; they sit here
-/// because this file is the message layer's and the pool's fast path is a
-/// message-encoding concern. Crate-internal, so moving them changes nothing
-/// for users.
-impl<T: Message> super::Queue<T> {
-    /// Puts raw bytes as one message if there is room now.
-    pub(crate) fn try_put_bytes(&self, bytes: &[u8]) -> Result<(), super::TrySendError<()>> {
-        self.core().put_bytes(bytes, super::queue::Wait::Now).map_err(super::queue::try_send)
-    }
-
-    /// Reserves room for an in-place message of exactly `len` bytes if there
-    /// is room now (`len` at most half the capacity).
-    pub(crate) fn try_reserve(&self, len: usize) -> Result<super::WriteSlot<'_>, super::TrySendError<()>> {
-        self.core().reserve(len, super::queue::Wait::Now).map_err(super::queue::try_send)
-    }
-
-    /// Takes one message in place, waiting at most `timeout`.
-    pub(crate) fn get_in_place_timeout(
-        &self,
-        timeout: std::time::Duration,
-    ) -> Result<super::ReadView<'_>, super::RecvTimeoutError> {
-        self.core().get_in_place(super::queue::Wait::timeout(timeout))
-    }
-
-    /// Takes one message in place if one is waiting now.
-    pub(crate) fn try_get_in_place(&self) -> Result<super::ReadView<'_>, super::TryRecvError> {
-        self.core().get_in_place(super::queue::Wait::Now).map_err(super::queue::try_recv)
-    }
-}

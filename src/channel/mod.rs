@@ -14,7 +14,7 @@ pub use queue::{
 mod pipe;
 mod select;
 
-pub use err::RecvIntoError;
+pub use err::{RecvIntoError, RecvIntoTimeoutError, TryRecvIntoError};
 pub use pipe::{CanRecv, CanSend, Connection, Direction, Duplex, Pipe, RecvOnly, SendOnly};
 pub(crate) use queue::{JoinableFlavor, PlainFlavor, QueueCtrl, SimpleFlavor};
 pub use select::{Waitable, wait};

@@ -76,7 +76,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::err::{
-    Failure, RecvError, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    Failure, RecvError, RecvIntoError, RecvIntoTimeoutError, RecvTimeoutError, SendError, SendTimeoutError,
+    TryRecvError, TryRecvIntoError, TrySendError,
 };
 use super::message::Message;
 use super::peers::{self, Hold};
@@ -334,6 +335,47 @@ impl End {
         let mut out = Vec::new();
         self.receiving(how, |ring, d, t, gone| ring.recv(&mut out, d, t, gone)).map_err(recv_error)?;
         Ok(out)
+    }
+
+    /// Receives one message into `buf`: its length, or the whole message
+    /// when it is longer than `buf` (consumed all the same).
+    fn recv_into(&self, buf: &mut [u8], how: Wait) -> Result<Result<usize, Vec<u8>>, RecvTimeoutError> {
+        fn fill(buf: &mut [u8], msg: &[u8]) -> Result<usize, Vec<u8>> {
+            match buf.get_mut(..msg.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(msg);
+                    Ok(msg.len())
+                }
+                None => Err(msg.to_vec()),
+            }
+        }
+        let mut owned = Vec::new();
+        self.receiving(how, |ring, d, t, gone| {
+            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
+                Some(view) => fill(buf, view.bytes()),
+                None => fill(buf, &owned),
+            })
+        })
+        .map_err(recv_error)
+    }
+
+    fn reserve(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
+        match self.sending(how, |ring, d, t, gone| ring.reserve(len, d, t, gone)) {
+            Ok(slot) => Ok(WriteSlot::from_slot(slot)),
+            Err(Stop::TooLarge(max)) => Err(SendTimeoutError::Failed((), Failure::TooLarge { len, max })),
+            Err(stop) => Err(send_error(stop, ())),
+        }
+    }
+
+    fn recv_in_place(&self, how: Wait) -> Result<ReadView<'_>, RecvTimeoutError> {
+        let mut owned = Vec::new();
+        let view = self.receiving(how, |ring, d, t, gone| {
+            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
+                Some(view) => ReadView::in_place(view),
+                None => ReadView::owned(std::mem::take(&mut owned)),
+            })
+        });
+        view.map_err(recv_error)
     }
 
     /// Whether a receive would return at once: a message is there, or the
@@ -806,12 +848,63 @@ impl<D: CanSend> Connection<D> {
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
     pub fn reserve(&self, len: usize) -> Result<WriteSlot<'_>, SendError<()>> {
-        let slot = self.end.sending(Wait::Forever, |ring, d, t, gone| ring.reserve(len, d, t, gone));
-        match slot {
-            Ok(slot) => Ok(WriteSlot::from_slot(slot)),
-            Err(Stop::TooLarge(max)) => Err(SendError::Failed((), Failure::TooLarge { len, max })),
-            Err(stop) => Err(blocking_send(send_error(stop, ()))),
-        }
+        self.end.reserve(len, Wait::Forever).map_err(blocking_send)
+    }
+
+    /// Reserves room for an in-place message of exactly `len` bytes if
+    /// there is room now (see [`reserve`](Self::reserve)).
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] when there is no room now;
+    /// [`TrySendError::Failed`] with [`Failure::TooLarge`] above half the
+    /// capacity; otherwise as [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::channel::{Failure, Pipe, TrySendError};
+    ///
+    /// let (a, b) = Pipe::with_capacity(4096)?;
+    /// let mut slot = a.try_reserve(2000).unwrap();
+    /// slot.fill(1);
+    /// slot.commit();
+    /// a.try_reserve(2000).unwrap().commit(); // two such records fill the ring
+    /// assert!(a.try_reserve(2000).unwrap_err().is_full());
+    /// assert!(matches!(a.try_reserve(4096), Err(TrySendError::Failed((), Failure::TooLarge { .. }))));
+    /// assert_eq!(&*b.try_recv_in_place().unwrap(), &[1; 2000][..]);
+    /// assert_eq!(b.try_recv_in_place().unwrap().len(), 2000);
+    /// assert!(b.try_recv_in_place().unwrap_err().is_empty());
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    pub fn try_reserve(&self, len: usize) -> Result<WriteSlot<'_>, TrySendError<()>> {
+        self.end.reserve(len, Wait::Now).map_err(try_send)
+    }
+
+    /// Reserves room for an in-place message of exactly `len` bytes,
+    /// waiting at most `timeout` for room (see [`reserve`](Self::reserve)).
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] when no room came in time;
+    /// [`SendTimeoutError::Failed`] with [`Failure::TooLarge`] above half
+    /// the capacity (at once, without waiting); otherwise as
+    /// [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::channel::Pipe;
+    ///
+    /// let (a, _b) = Pipe::with_capacity(4096)?;
+    /// a.reserve(2000).unwrap().commit();
+    /// a.reserve(2000).unwrap().commit(); // two such records fill the ring
+    /// assert!(a.reserve_timeout(2000, Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    pub fn reserve_timeout(&self, len: usize, timeout: Duration) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
+        self.end.reserve(len, Wait::timeout(timeout))
     }
 }
 
@@ -971,26 +1064,56 @@ impl<D: CanRecv> Connection<D> {
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvIntoError> {
-        fn fill(buf: &mut [u8], msg: &[u8]) -> Result<usize, Vec<u8>> {
-            match buf.get_mut(..msg.len()) {
-                Some(dst) => {
-                    dst.copy_from_slice(msg);
-                    Ok(msg.len())
-                }
-                None => Err(msg.to_vec()),
-            }
+        match self.end.recv_into(buf, Wait::Forever) {
+            Ok(got) => got.map_err(RecvIntoError::BufferTooShort),
+            Err(e) => Err(blocking_recv(e).into()),
         }
-        let mut owned = Vec::new();
-        let got = self.end.receiving(Wait::Forever, |ring, d, t, gone| {
-            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
-                Some(view) => fill(buf, view.bytes()),
-                None => fill(buf, &owned),
-            })
-        });
-        match got {
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(message)) => Err(RecvIntoError::BufferTooShort(message)),
-            Err(stop) => Err(blocking_recv(recv_error(stop)).into()),
+    }
+
+    /// Receives one message into `buf` if one is there now (see
+    /// [`recv_bytes_into`](Self::recv_bytes_into)).
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvIntoError::Empty`] when nothing is there (`buf` is left as
+    /// it was); [`TryRecvIntoError::BufferTooShort`] when the message is
+    /// longer than `buf` (it is consumed and handed over whole). Otherwise
+    /// as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiproc::channel::{Pipe, TryRecvIntoError};
+    ///
+    /// let (a, b) = Pipe::new()?;
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(b.try_recv_bytes_into(&mut buf), Err(TryRecvIntoError::Empty));
+    /// a.send_bytes(b"hi").unwrap();
+    /// assert_eq!(b.try_recv_bytes_into(&mut buf), Ok(2));
+    /// assert_eq!(&buf[..2], b"hi");
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    pub fn try_recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, TryRecvIntoError> {
+        match self.end.recv_into(buf, Wait::Now) {
+            Ok(got) => got.map_err(TryRecvIntoError::BufferTooShort),
+            Err(e) => Err(try_recv(e).into()),
+        }
+    }
+
+    /// Receives one message into `buf`, waiting at most `timeout` for it to
+    /// begin (see [`recv_bytes_into`](Self::recv_bytes_into); a message
+    /// streamed in parts is then received whole).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvIntoTimeoutError::Timeout`] when nothing arrived in time
+    /// (`buf` is left as it was); [`RecvIntoTimeoutError::BufferTooShort`]
+    /// when the message is longer than `buf` (it is consumed and handed
+    /// over whole). Otherwise as [`recv`](Self::recv).
+    pub fn recv_bytes_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, RecvIntoTimeoutError> {
+        match self.end.recv_into(buf, Wait::timeout(timeout)) {
+            Ok(got) => got.map_err(RecvIntoTimeoutError::BufferTooShort),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -1016,14 +1139,41 @@ impl<D: CanRecv> Connection<D> {
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
     pub fn recv_in_place(&self) -> Result<ReadView<'_>, RecvError> {
-        let mut owned = Vec::new();
-        let view = self.end.receiving(Wait::Forever, |ring, d, t, gone| {
-            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
-                Some(view) => ReadView::in_place(view),
-                None => ReadView::owned(std::mem::take(&mut owned)),
-            })
-        });
-        view.map_err(|stop| blocking_recv(recv_error(stop)))
+        self.end.recv_in_place(Wait::Forever).map_err(blocking_recv)
+    }
+
+    /// Receives one message in place if one is there now (see
+    /// [`recv_in_place`](Self::recv_in_place)).
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`], otherwise as [`recv`](Self::recv).
+    pub fn try_recv_in_place(&self) -> Result<ReadView<'_>, TryRecvError> {
+        self.end.recv_in_place(Wait::Now).map_err(try_recv)
+    }
+
+    /// Receives one message in place, waiting at most `timeout` for it to
+    /// begin (see [`recv_in_place`](Self::recv_in_place); a message streamed
+    /// in parts is then received whole).
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`], otherwise as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::channel::Pipe;
+    ///
+    /// let (a, b) = Pipe::new()?;
+    /// assert!(b.recv_in_place_timeout(Duration::from_millis(10)).unwrap_err().is_timeout());
+    /// a.send_bytes(b"abc").unwrap();
+    /// assert_eq!(&*b.recv_in_place_timeout(Duration::from_secs(1)).unwrap(), b"abc");
+    /// # Ok::<(), multiproc::ShmError>(())
+    /// ```
+    pub fn recv_in_place_timeout(&self, timeout: Duration) -> Result<ReadView<'_>, RecvTimeoutError> {
+        self.end.recv_in_place(Wait::timeout(timeout))
     }
 
     /// Whether a receive would return at once — a message is waiting, or

@@ -549,6 +549,12 @@ impl DerefMut for WriteSlot<'_> {
     }
 }
 
+impl fmt::Debug for WriteSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteSlot").field("len", &self.len()).finish()
+    }
+}
+
 enum ViewInner<'a> {
     Ring(ring::View<'a>),
     Owned(Vec<u8>),
@@ -773,6 +779,25 @@ macro_rules! queue_type {
                 self.core.put_bytes(bytes, Wait::Forever).map_err(blocking_send)
             }
 
+            /// Puts raw bytes as one message if there is room now.
+            ///
+            /// # Errors
+            ///
+            /// [`TrySendError::Full`], otherwise as [`put`](Self::put).
+            pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<(), TrySendError<()>> {
+                self.core.put_bytes(bytes, Wait::Now).map_err(try_send)
+            }
+
+            /// Puts raw bytes as one message, waiting at most `timeout` for
+            /// room.
+            ///
+            /// # Errors
+            ///
+            /// [`SendTimeoutError::Timeout`], otherwise as [`put`](Self::put).
+            pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<(), SendTimeoutError<()>> {
+                self.core.put_bytes(bytes, Wait::timeout(timeout))
+            }
+
             /// Takes one message as raw bytes.
             ///
             /// # Errors
@@ -780,6 +805,26 @@ macro_rules! queue_type {
             /// As [`get`](Self::get).
             pub fn get_bytes(&self) -> Result<Vec<u8>, RecvError> {
                 self.core.get_bytes(Wait::Forever).map_err(blocking_recv)
+            }
+
+            /// Takes one message as raw bytes if one is there now.
+            ///
+            /// # Errors
+            ///
+            /// [`TryRecvError::Empty`], otherwise as [`get`](Self::get).
+            pub fn try_get_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
+                self.core.get_bytes(Wait::Now).map_err(try_recv)
+            }
+
+            /// Takes one message as raw bytes, waiting at most `timeout` for
+            /// one to begin (see [`get_timeout`](Self::get_timeout) for a
+            /// message streamed in parts).
+            ///
+            /// # Errors
+            ///
+            /// [`RecvTimeoutError::Timeout`], otherwise as [`get`](Self::get).
+            pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+                self.core.get_bytes(Wait::timeout(timeout))
             }
 
             /// Reserves room for a message of exactly `len` bytes, to be
@@ -794,6 +839,54 @@ macro_rules! queue_type {
                 self.core.reserve(len, Wait::Forever).map_err(blocking_send)
             }
 
+            /// Reserves room for an in-place message of exactly `len` bytes
+            /// if there is room now (see [`reserve`](Self::reserve)).
+            ///
+            /// # Errors
+            ///
+            /// [`TrySendError::Full`] when there is no room now;
+            /// [`TrySendError::Failed`] with [`Failure::TooLarge`] above
+            /// half the capacity; otherwise as [`put`](Self::put).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use multiproc::", stringify!($name), ";")]
+            /// use multiproc::channel::{Failure, TrySendError};
+            ///
+            #[doc = concat!("let q: ", stringify!($name), "<Vec<u8>> = ", stringify!($name), "::new(4096)?;")]
+            /// let mut slot = q.try_reserve(2000).unwrap();
+            /// slot.fill(7);
+            /// slot.commit();
+            /// q.try_reserve(2000).unwrap().commit(); // two such records fill the ring
+            /// assert!(q.try_reserve(2000).unwrap_err().is_full());
+            /// assert!(matches!(
+            ///     q.try_reserve(4096),
+            ///     Err(TrySendError::Failed((), Failure::TooLarge { len: 4096, .. }))
+            /// ));
+            /// assert_eq!(&*q.try_get_in_place().unwrap(), &[7; 2000][..]);
+            /// assert_eq!(q.try_get_in_place().unwrap().len(), 2000);
+            /// assert!(q.try_get_in_place().unwrap_err().is_empty());
+            /// # Ok::<(), multiproc::ShmError>(())
+            /// ```
+            pub fn try_reserve(&self, len: usize) -> Result<WriteSlot<'_>, TrySendError<()>> {
+                self.core.reserve(len, Wait::Now).map_err(try_send)
+            }
+
+            /// Reserves room for an in-place message of exactly `len` bytes,
+            /// waiting at most `timeout` for room (see
+            /// [`reserve`](Self::reserve)).
+            ///
+            /// # Errors
+            ///
+            /// [`SendTimeoutError::Timeout`] when no room came in time;
+            /// [`SendTimeoutError::Failed`] with [`Failure::TooLarge`] above
+            /// half the capacity (at once, without waiting); otherwise as
+            /// [`put`](Self::put).
+            pub fn reserve_timeout(&self, len: usize, timeout: Duration) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
+                self.core.reserve(len, Wait::timeout(timeout))
+            }
+
             /// Takes one message and reads it in place (zero-copy when it
             /// fits one record); it leaves the queue when the view drops.
             ///
@@ -802,6 +895,27 @@ macro_rules! queue_type {
             /// As [`get`](Self::get).
             pub fn get_in_place(&self) -> Result<ReadView<'_>, RecvError> {
                 self.core.get_in_place(Wait::Forever).map_err(blocking_recv)
+            }
+
+            /// Takes one message in place if one is there now (see
+            /// [`get_in_place`](Self::get_in_place)).
+            ///
+            /// # Errors
+            ///
+            /// [`TryRecvError::Empty`], otherwise as [`get`](Self::get).
+            pub fn try_get_in_place(&self) -> Result<ReadView<'_>, TryRecvError> {
+                self.core.get_in_place(Wait::Now).map_err(try_recv)
+            }
+
+            /// Takes one message in place, waiting at most `timeout` for one
+            /// to begin (see [`get_in_place`](Self::get_in_place) and, for a
+            /// message streamed in parts, [`get_timeout`](Self::get_timeout)).
+            ///
+            /// # Errors
+            ///
+            /// [`RecvTimeoutError::Timeout`], otherwise as [`get`](Self::get).
+            pub fn get_in_place_timeout(&self, timeout: Duration) -> Result<ReadView<'_>, RecvTimeoutError> {
+                self.core.get_in_place(Wait::timeout(timeout))
             }
 
             /// Messages waiting (a snapshot).
