@@ -42,10 +42,14 @@ mod channel_model;
 #[path = "../fuzz/common/open_segment.rs"]
 #[allow(dead_code)]
 mod open_segment;
+#[path = "../fuzz/common/private_dir.rs"]
+#[allow(dead_code)] // `run_dir` is for the fuzz targets
+mod private_dir;
 #[path = "../fuzz/common/ring_reader.rs"]
 mod ring_reader;
 
-use open_segment::{KINDS, PrivateDir};
+use open_segment::KINDS;
+use private_dir::PrivateDir;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")

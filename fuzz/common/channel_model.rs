@@ -1,12 +1,13 @@
 //! Differential test: operation sequences on one `Queue` or `Pipe`, in one
 //! thread, against an in-memory model.
 //!
-//! Shared by the fuzz target (`fuzz/fuzz_targets/channel_model.rs`) and the
-//! corpus replay on stable Rust (`tests/fuzz_corpus.rs`), both of which
-//! include this file and `bytes.rs` with `#[path]`.
+//! Shared by the fuzz target (`fuzz/fuzz_targets/channel_model.rs`), the
+//! corpus replay on stable Rust (`tests/fuzz_corpus.rs`) and the proptest
+//! in `tests/channel_model.rs`, which makes [`Program`]s itself and runs
+//! them with [`run_program`]; all three include this file and `bytes.rs`
+//! with `#[path]`.
 //!
-//! The model is what `tests/channel_model.rs` (a proptest on `Queue`)
-//! knows, per ring: a `VecDeque` of the messages in it, as stored bytes,
+//! The model, per ring: a `VecDeque` of the messages in it, as stored bytes,
 //! plus the ring's byte accounting from `src/channel/ring.rs` — a record is
 //! an 8-byte header and its payload rounded up to 8; a record that does not
 //! fit before the end of the buffer is preceded by a padding record up to
@@ -15,11 +16,13 @@
 //! stream cut short by a `_timeout` send stays in the ring as garbage until
 //! a receive skips it. With one thread the model predicts every outcome
 //! exactly: `Full`, `Empty`, `Timeout`, `Closed` and `Disconnected` (a pipe
-//! end dropped), the bytes of every message, `len`, `is_empty`, `is_full`
-//! and `poll`. Blocking calls are made only where the model says they
-//! return at once; elsewhere their `try_` or 1 ms `_timeout` twin runs.
+//! end dropped), the bytes of every message, the message a failed send
+//! hands back, `len`, `is_empty`, `is_full` and `poll`. Blocking calls are
+//! made only where the model says they return at once; elsewhere their
+//! `try_` or 1 ms `_timeout` twin runs.
 
 use std::collections::VecDeque;
+use std::fmt::Debug;
 use std::path::Path;
 use std::time::Duration;
 
@@ -439,32 +442,40 @@ fn failed_send(f: Failure) -> Sent {
     }
 }
 
-fn sent<T>(r: Result<(), SendError<T>>) -> Sent {
+/// A failed send's outcome, after checking that the message it handed back
+/// is the one it was `given` (a queue's typed sends hand back the value;
+/// the others `()`).
+fn handed_back<T: PartialEq + Debug>(back: T, given: &T, outcome: Sent) -> Sent {
+    assert!(back == *given, "{outcome:?}: the message handed back is not the one given");
+    outcome
+}
+
+fn sent<T: PartialEq + Debug>(r: Result<(), SendError<T>>, given: &T) -> Sent {
     match r {
         Ok(()) => Sent::Ok,
-        Err(SendError::Closed(_)) => Sent::Closed,
-        Err(SendError::Disconnected(_)) => Sent::Disconnected,
-        Err(SendError::Failed(_, f)) => failed_send(f),
+        Err(SendError::Closed(t)) => handed_back(t, given, Sent::Closed),
+        Err(SendError::Disconnected(t)) => handed_back(t, given, Sent::Disconnected),
+        Err(SendError::Failed(t, f)) => handed_back(t, given, failed_send(f)),
     }
 }
 
-fn try_sent<T>(r: Result<(), TrySendError<T>>) -> Sent {
+fn try_sent<T: PartialEq + Debug>(r: Result<(), TrySendError<T>>, given: &T) -> Sent {
     match r {
         Ok(()) => Sent::Ok,
-        Err(TrySendError::Full(_)) => Sent::Full,
-        Err(TrySendError::Closed(_)) => Sent::Closed,
-        Err(TrySendError::Disconnected(_)) => Sent::Disconnected,
-        Err(TrySendError::Failed(_, f)) => failed_send(f),
+        Err(TrySendError::Full(t)) => handed_back(t, given, Sent::Full),
+        Err(TrySendError::Closed(t)) => handed_back(t, given, Sent::Closed),
+        Err(TrySendError::Disconnected(t)) => handed_back(t, given, Sent::Disconnected),
+        Err(TrySendError::Failed(t, f)) => handed_back(t, given, failed_send(f)),
     }
 }
 
-fn timed_sent<T>(r: Result<(), SendTimeoutError<T>>) -> Sent {
+fn timed_sent<T: PartialEq + Debug>(r: Result<(), SendTimeoutError<T>>, given: &T) -> Sent {
     match r {
         Ok(()) => Sent::Ok,
-        Err(SendTimeoutError::Timeout(_)) => Sent::Full,
-        Err(SendTimeoutError::Closed(_)) => Sent::Closed,
-        Err(SendTimeoutError::Disconnected(_)) => Sent::Disconnected,
-        Err(SendTimeoutError::Failed(_, f)) => failed_send(f),
+        Err(SendTimeoutError::Timeout(t)) => handed_back(t, given, Sent::Full),
+        Err(SendTimeoutError::Closed(t)) => handed_back(t, given, Sent::Closed),
+        Err(SendTimeoutError::Disconnected(t)) => handed_back(t, given, Sent::Disconnected),
+        Err(SendTimeoutError::Failed(t, f)) => handed_back(t, given, failed_send(f)),
     }
 }
 
@@ -539,7 +550,14 @@ enum Ends {
 
 /// Runs one input; a named queue lives in `dir`, which it leaves empty.
 pub fn run(dir: &Path, data: &[u8]) {
-    let p = Program::decode(data);
+    run_program(dir, &Program::decode(data));
+}
+
+/// Runs `p` against the model, panicking at the first difference (the
+/// proptest in `tests/channel_model.rs` makes programs directly, with no
+/// limit on their length); a named queue lives in `dir`, which it leaves
+/// empty.
+pub fn run_program(dir: &Path, p: &Program) {
     let cap = if p.big { 8192 } else { 4096 };
     let name = Name::new("chan").in_dir(dir);
     let mut ends = match (p.chan, p.default) {
@@ -700,12 +718,12 @@ fn step(ends: &mut Ends, rings: &mut [Ring; 2], op: &Op, i: usize) {
 fn send(ends: &Ends, op: &Op, side: bool, v: &Vec<u8>, ready: bool) -> Option<Option<(Sent, bool)>> {
     match ends {
         Ends::Queue(q) => Some(Some(match op {
-            Op::Send { .. } if ready => (sent(q.put(v.clone())), false),
+            Op::Send { .. } if ready => (sent(q.put(v.clone()), v), false),
             Op::Send { .. } | Op::SendTimeout { .. } | Op::SendBytesTimeout { .. } => {
-                (timed_sent(q.put_timeout(v.clone(), SHORT)), true)
+                (timed_sent(q.put_timeout(v.clone(), SHORT), v), true)
             }
-            Op::TrySend { .. } => (try_sent(q.try_put(v.clone())), false),
-            Op::SendBytes { .. } | Op::TrySendBytes { .. } if ready => (sent(q.put_bytes(v)), false),
+            Op::TrySend { .. } => (try_sent(q.try_put(v.clone()), v), false),
+            Op::SendBytes { .. } | Op::TrySendBytes { .. } if ready => (sent(q.put_bytes(v), &()), false),
             _ => return Some(None),
         })),
         Ends::Pipe(e) => e[usize::from(side)].as_ref().map(|c| send_on(c, op, v, ready)),
@@ -715,13 +733,13 @@ fn send(ends: &Ends, op: &Op, side: bool, v: &Vec<u8>, ready: bool) -> Option<Op
 
 fn send_on<D: CanSend>(c: &Connection<D>, op: &Op, v: &Vec<u8>, ready: bool) -> Option<(Sent, bool)> {
     Some(match op {
-        Op::Send { .. } if ready => (sent(c.send(v)), false),
-        Op::Send { .. } | Op::SendTimeout { .. } => (timed_sent(c.send_timeout(v, SHORT)), true),
-        Op::TrySend { .. } => (try_sent(c.try_send(v)), false),
-        Op::SendBytes { .. } if ready => (sent(c.send_bytes(v)), false),
+        Op::Send { .. } if ready => (sent(c.send(v), &()), false),
+        Op::Send { .. } | Op::SendTimeout { .. } => (timed_sent(c.send_timeout(v, SHORT), &()), true),
+        Op::TrySend { .. } => (try_sent(c.try_send(v), &()), false),
+        Op::SendBytes { .. } if ready => (sent(c.send_bytes(v), &()), false),
         Op::SendBytes { .. } => return None,
-        Op::TrySendBytes { .. } => (try_sent(c.try_send_bytes(v)), false),
-        Op::SendBytesTimeout { .. } => (timed_sent(c.send_bytes_timeout(v, SHORT)), true),
+        Op::TrySendBytes { .. } => (try_sent(c.try_send_bytes(v), &()), false),
+        Op::SendBytesTimeout { .. } => (timed_sent(c.send_bytes_timeout(v, SHORT), &()), true),
         _ => unreachable!("not a send: {op:?}"),
     })
 }
@@ -739,7 +757,7 @@ fn reserve(ends: &Ends, side: bool, n: usize, b: &[u8], commit: bool) -> Option<
                     }
                     Sent::Ok
                 }
-                Err(e) => sent(Err(e)),
+                Err(e) => sent(Err(e), &()),
             }
         };
     }

@@ -12,8 +12,8 @@
 //! more memory than the file has.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use multiproc::{
@@ -92,35 +92,6 @@ pub fn open_as(dir: &Path, data: &[u8], kind: &Kind) -> Result<String, ShmError>
 /// Writes `data` into `dir` and runs every kind on it, in order.
 pub fn open_all(dir: &Path, data: &[u8]) -> Vec<Result<String, ShmError>> {
     KINDS.iter().map(|k| open_as(dir, data, k)).collect()
-}
-
-/// A fresh private directory under the system temp dir, removed on drop.
-pub struct PrivateDir(PathBuf);
-
-impl PrivateDir {
-    /// Creates `<tmp>/multiproc-<tag>-<pid>-<n>`, mode 0700.
-    pub fn new(tag: &str) -> PrivateDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("multiproc-{tag}-{}-{n}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-        PrivateDir(path)
-    }
-
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Checks that `len` elements of `T` after a control block of `ctrl` bytes
