@@ -95,6 +95,8 @@ use crate::sync::wait;
 
 /// What a pipe is called in errors (pipes are always anonymous).
 const ANONYMOUS: &str = "anonymous pipe";
+/// See [`End::probe_due`].
+const TRIES_PER_CLOCK: u32 = 64;
 
 /// The byte of the segment that the holders of end `end` lock.
 fn end_byte(end: usize) -> u64 {
@@ -162,6 +164,9 @@ struct End {
     peer_gone: AtomicBool,
     /// When the kernel was last asked about the other end ([`now_ns`]).
     last_probe: AtomicU64,
+    /// `try_` receives that found nothing since the clock was last read
+    /// for [`probe_due`](End::probe_due) (a hint: plain load and store).
+    idle_tries: AtomicU32,
 }
 
 impl Drop for End {
@@ -209,6 +214,7 @@ impl End {
             hold: Some(hold),
             peer_gone: AtomicBool::new(false),
             last_probe: AtomicU64::new(now_ns()),
+            idle_tries: AtomicU32::new(0),
         })
     }
 
@@ -216,6 +222,7 @@ impl End {
         &self.obj.ctrl().meta.0
     }
 
+    #[inline]
     fn ring(&self, i: usize) -> Ring<'_> {
         debug_assert!(i < self.rings);
         let data = self.obj.elems().wrapping_add(i * self.cap);
@@ -236,7 +243,8 @@ impl End {
 
     /// The ring this end receives on (only for ends that can receive).
     fn recv_ring(&self) -> Ring<'_> {
-        self.ring(self.peer() % self.rings)
+        // (Not `% self.rings`: a division on every message.)
+        self.ring(if self.rings == 1 { 0 } else { self.peer() })
     }
 
     /// Whether every holder of the other end is gone. Without `probe`, the
@@ -259,8 +267,15 @@ impl End {
     }
 
     /// Whether a liveness slice has passed since the kernel was last asked.
+    ///
+    /// A receiver polling with `try_` calls would read the clock on every
+    /// empty one, which costs as much as the rest of the call: it is read
+    /// on one empty call in [`TRIES_PER_CLOCK`].
     fn probe_due(&self) -> bool {
-        now_ns().saturating_sub(self.last_probe.load(Ordering::Relaxed)) >= LIVENESS_SLICE.as_nanos() as u64
+        let tries = self.idle_tries.load(Ordering::Relaxed).wrapping_add(1);
+        self.idle_tries.store(tries, Ordering::Relaxed);
+        tries % TRIES_PER_CLOCK == 0
+            && now_ns().saturating_sub(self.last_probe.load(Ordering::Relaxed)) >= LIVENESS_SLICE.as_nanos() as u64
     }
 
     /// Runs a send operation on the send ring, with the peer checks around it.
@@ -282,6 +297,7 @@ impl End {
 
     /// Runs a receive operation on the receive ring, with the peer checks
     /// around it: once the peer is gone and the ring drained, the stream ends.
+    #[inline]
     fn receiving<'s, R>(
         &'s self,
         how: Wait,
@@ -320,15 +336,11 @@ impl End {
     }
 
     fn recv_msg<T: Message>(&self, how: Wait) -> Result<T, RecvTimeoutError> {
-        with_scratch(|buf| {
-            let decoded = self.receiving(how, |ring, d, t, gone| {
-                Ok(match ring.recv_view(buf, d, t, gone)? {
-                    Some(view) => T::decode(view.bytes()),
-                    None => T::decode(buf),
-                })
-            });
-            decoded.map_err(recv_error)?.map_err(|e| RecvTimeoutError::Failed(Failure::Decode(e)))
-        })
+        // Only a message streamed in parts is assembled here: most are
+        // decoded in place, so this allocates nothing for them.
+        let mut parts = Vec::new();
+        let decoded = self.receiving(how, |ring, d, t, gone| ring.recv_with(&mut parts, d, t, gone, T::decode));
+        decoded.map_err(recv_error)?.map_err(|e| RecvTimeoutError::Failed(Failure::Decode(e)))
     }
 
     fn recv_bytes(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
@@ -349,14 +361,9 @@ impl End {
                 None => Err(msg.to_vec()),
             }
         }
-        let mut owned = Vec::new();
-        self.receiving(how, |ring, d, t, gone| {
-            Ok(match ring.recv_view(&mut owned, d, t, gone)? {
-                Some(view) => fill(buf, view.bytes()),
-                None => fill(buf, &owned),
-            })
-        })
-        .map_err(recv_error)
+        let mut parts = Vec::new();
+        self.receiving(how, |ring, d, t, gone| ring.recv_with(&mut parts, d, t, gone, |msg| fill(buf, msg)))
+            .map_err(recv_error)
     }
 
     fn reserve(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
@@ -387,6 +394,7 @@ impl End {
 
     fn poll(&self, deadline: Option<Instant>) -> bool {
         let (word, waiters) = self.recv_ring().data_word();
+        let spin = self.recv_ring().data_spin();
         let mut probe = false;
         loop {
             if self.ready(probe) {
@@ -398,7 +406,7 @@ impl End {
             let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
             // Counted as a sleeper before the last look, so a message sent
             // after it wakes us at once.
-            probe = !wait::wait_until_ring(|| self.ready(false), word, waiters, slice);
+            probe = !wait::wait_until_ring(|| self.ready(false), word, waiters, spin, slice);
         }
     }
 }

@@ -361,14 +361,13 @@ impl<T: Message, F: Flavor> Core<T, F> {
     pub(crate) fn get(&self, how: Wait) -> Result<T, RecvTimeoutError> {
         let (deadline, try_only) = how.parts();
         let gone = |probe: bool| self.shared.others_gone(probe);
-        with_scratch(|buf| {
-            match self.ring().recv_view(buf, deadline, try_only, &gone) {
-                Ok(Some(view)) => T::decode(view.bytes()),
-                Ok(None) => T::decode(buf),
-                Err(stop) => return Err(recv_error(stop)),
-            }
-            .map_err(|e| RecvTimeoutError::Failed(Failure::Decode(e)))
-        })
+        // Only a message streamed in parts is assembled here: most are
+        // decoded in place, so this allocates nothing for them.
+        let mut parts = Vec::new();
+        match self.ring().recv_with(&mut parts, deadline, try_only, &gone, T::decode) {
+            Ok(decoded) => decoded.map_err(|e| RecvTimeoutError::Failed(Failure::Decode(e))),
+            Err(stop) => Err(recv_error(stop)),
+        }
     }
 
     pub(crate) fn put_bytes(&self, bytes: &[u8], how: Wait) -> Result<(), SendTimeoutError<()>> {

@@ -92,6 +92,10 @@ pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 /// Under `cargo fuzz`, 2 ms, so that such inputs are not a second each.)
 const STREAM_STALL: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } else { Duration::from_secs(1) };
 
+/// See [`Ring::wait_for_slack`].
+const SLACK_PAUSES: u32 = 16;
+const SLACK_IDLE: u32 = 64;
+
 const HEADER: u64 = 8;
 const FULL: u8 = 1;
 const FIRST: u8 = 2;
@@ -131,6 +135,9 @@ struct Consumer {
 struct Sleepers {
     seq: AtomicU32,
     waiters: AtomicU32,
+    /// How long a sleeper spins first, in nanoseconds (adapted by the
+    /// sleepers; see "Adaptive spinning" in [`crate::sync::wait`]).
+    spin: AtomicU32,
 }
 
 /// Flags shared by both sides.
@@ -425,6 +432,11 @@ impl<'a> Ring<'a> {
 
     /// The futex word receivers sleep on, and its waiter count (for `wait`
     /// over several channels).
+    /// The receivers' adaptive spin budget.
+    pub(crate) fn data_spin(&self) -> &'a AtomicU32 {
+        &self.ctrl.readers.0.spin
+    }
+
     pub(crate) fn data_word(&self) -> (&'a AtomicU32, &'a AtomicU32) {
         let s: &'a Sleepers = &self.ctrl.readers.0;
         (&s.seq, &s.waiters)
@@ -453,6 +465,38 @@ impl<'a> Ring<'a> {
         Ok(self.cap - self.used(head, tail)? >= need)
     }
 
+    /// A producer that found the ring full waits here first, while the
+    /// consumer is draining it, until a batch of room is free: an eighth
+    /// of the ring beyond `need`. Taking each record's worth as soon as it
+    /// is freed would have the producer read `head` after every message,
+    /// pulling the consumer's line across on each of its stores (perf: the
+    /// 64-byte pipe ran at a third of its rate), so `head` is read only
+    /// every [`SLACK_PAUSES`] pauses. Gives up — to wait the usual way —
+    /// when `head` stops moving for [`SLACK_IDLE`] reads, or at the
+    /// deadline. Returns whether `need` fits now.
+    fn wait_for_slack(&self, tail: u64, need: u64, deadline: Option<Instant>) -> Result<bool, Stop> {
+        let want = (need + self.cap / 8).min(self.cap);
+        let head = &self.cons().head;
+        let mut last = head.load(Ordering::Acquire);
+        let mut idle = 0;
+        while idle < SLACK_IDLE {
+            for _ in 0..SLACK_PAUSES {
+                std::hint::spin_loop();
+            }
+            let now = head.load(Ordering::Acquire);
+            if now == last {
+                idle += 1;
+                continue;
+            }
+            (idle, last) = (0, now);
+            self.prod().cached_head.store(now, Ordering::Relaxed);
+            if self.cap - self.used(now, tail)? >= want || wait::expired(deadline) {
+                break;
+            }
+        }
+        self.fits(tail, need)
+    }
+
     /// Waits (holding `send_lock`) until a record of `len` payload bytes fits
     /// contiguously; returns where to write it. Nothing becomes visible to
     /// consumers until [`publish`](Self::publish).
@@ -473,10 +517,13 @@ impl<'a> Ring<'a> {
             if try_only {
                 return Err(Stop::Timeout);
             }
+            if self.wait_for_slack(tail, need, deadline)? {
+                continue;
+            }
             let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
             let w = &self.ctrl.writers.0;
             let ready = || self.is_closed() || self.fits(tail, need).unwrap_or(true);
-            let woken = wait::wait_until_ring(ready, &w.seq, &w.waiters, slice);
+            let woken = wait::wait_until_ring(ready, &w.seq, &w.waiters, &w.spin, slice);
             if !woken && wait::expired(deadline) {
                 return Err(Stop::Timeout);
             }
@@ -484,13 +531,18 @@ impl<'a> Ring<'a> {
                 return Err(Stop::Disconnected);
             }
         }
+        Ok(self.place(tail, size))
+    }
+
+    /// Where a record of `size` bytes goes when it is written at `tail`.
+    fn place(&self, tail: u64, size: u64) -> Place {
         let to_end = self.cap - (tail & (self.cap - 1));
         if size <= to_end {
-            return Ok(Place { pos: tail, pad: None });
+            return Place { pos: tail, pad: None };
         }
         // The record goes at the start of the next lap, behind a padding
         // record to the end of the buffer.
-        Ok(Place { pos: tail.wrapping_add(to_end), pad: Some((tail, to_end)) })
+        Place { pos: tail.wrapping_add(to_end), pad: Some((tail, to_end)) }
     }
 
     /// Publishes a record of `kind` and `len` bytes at `place` (payload
@@ -562,6 +614,9 @@ impl<'a> Ring<'a> {
         try_only: bool,
         readers_gone: Gone<'_>,
     ) -> Result<(), Stop> {
+        if self.send_fast(msg) {
+            return Ok(());
+        }
         let _held = self.acquire_send(deadline, try_only)?;
         let max = self.max_chunk();
         if msg.len() <= max {
@@ -585,6 +640,30 @@ impl<'a> Ring<'a> {
             self.write_record(place, kind, chunk);
         }
         Ok(())
+    }
+
+    /// The common case of [`send`](Self::send) in one piece, kept small so
+    /// that it inlines: the side is biased to this thread, the ring open,
+    /// and the message one record that fits now. `false` when any of that
+    /// is not so (or a check fails): nothing was done, and the caller takes
+    /// the general path, which reports what is wrong.
+    #[inline]
+    fn send_fast(&self, msg: &[u8]) -> bool {
+        let len = msg.len() as u64;
+        if msg.len() > self.max_chunk() {
+            return false;
+        }
+        let Ok(Some(_inside)) = self.ctrl.send.enter_biased() else { return false };
+        let tail = self.prod().tail.load(Ordering::Relaxed);
+        if tail % 8 != 0 || self.is_closed() {
+            return false;
+        }
+        let size = Record::size(len);
+        if !matches!(self.fits(tail, self.need(tail, size)), Ok(true)) {
+            return false;
+        }
+        self.write_record(self.place(tail, size), FULL, msg);
+        true
     }
 
     /// Reserves room for an in-place write of exactly `len` bytes; the slot
@@ -669,6 +748,7 @@ impl<'a> Ring<'a> {
         out.extend_from_slice(src);
     }
 
+    #[inline]
     fn advance(&self, head: u64, rec: &Record, delivered: bool) {
         let c = self.cons();
         if delivered {
@@ -684,7 +764,7 @@ impl<'a> Ring<'a> {
     fn wait_data(&self, deadline: Option<Instant>, writers_gone: Gone<'_>) -> Result<(), Stop> {
         let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
         let r = &self.ctrl.readers.0;
-        let woken = wait::wait_until_ring(|| self.has_data() || self.is_closed(), &r.seq, &r.waiters, slice);
+        let woken = wait::wait_until_ring(|| self.has_data() || self.is_closed(), &r.seq, &r.waiters, &r.spin, slice);
         if !woken && wait::expired(deadline) {
             return Err(Stop::Timeout);
         }
@@ -763,9 +843,54 @@ impl<'a> Ring<'a> {
                     };
                 }
                 let r = &self.ctrl.readers.0;
-                slept = !wait::wait_until_ring(|| self.has_data(), &r.seq, &r.waiters, slice);
+                slept = !wait::wait_until_ring(|| self.has_data(), &r.seq, &r.waiters, &r.spin, slice);
             }
         }
+    }
+
+    /// Receives one message and hands its bytes to `read` — in place when
+    /// it is one record, else assembled in `parts` — returning what `read`
+    /// returns.
+    #[inline]
+    pub(crate) fn recv_with<R>(
+        self,
+        parts: &mut Vec<u8>,
+        deadline: Option<Instant>,
+        try_only: bool,
+        writers_gone: Gone<'_>,
+        mut read: impl FnMut(&[u8]) -> R,
+    ) -> Result<R, Stop> {
+        // First, as a receiver polling with `try_` calls mostly finds nothing.
+        if try_only && self.looks_empty() {
+            return Err(Stop::Timeout);
+        }
+        if let Some(r) = self.recv_fast(&mut read) {
+            return Ok(r);
+        }
+        Ok(match self.recv_view(parts, deadline, try_only, writers_gone)? {
+            Some(view) => read(view.bytes()),
+            None => read(parts),
+        })
+    }
+
+    /// The common case of a receive in one piece, kept small so that it
+    /// inlines: the side is biased to this thread and a whole message waits
+    /// at `head`. `None` when not: nothing was done.
+    #[inline]
+    fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
+        let _inside = self.ctrl.recv.enter_biased().ok()??;
+        let head = self.cons().head.load(Ordering::Relaxed);
+        let rec = self.peek(head).ok()??;
+        if rec.kind != FULL {
+            return None;
+        }
+        // SAFETY: as in `View::bytes`: `peek` checked that the record lies
+        // within the buffer and is published; we are inside the receive
+        // side, so it is not released under us, and producers never write
+        // published bytes.
+        let r = read(unsafe { std::slice::from_raw_parts(self.at(head).add(HEADER as usize), rec.len as usize) });
+        self.advance(head, &rec, true);
+        Some(r)
     }
 
     /// Receives one message in place when it is a single record: the view

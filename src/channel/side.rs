@@ -178,22 +178,34 @@ impl Side {
     /// the last entry (its operation may be half done).
     #[inline]
     pub(crate) fn enter(&self, deadline: Option<Instant>, try_only: bool) -> Result<(Entered<'_>, bool), Stop> {
+        match self.enter_biased() {
+            Ok(Some(inside)) => Ok((inside, false)),
+            Ok(None) => self.enter_slow(deadline, try_only),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Enters as the biased owner, if the calling thread is it; `Ok(None)`
+    /// when it must go through the mutex.
+    #[inline]
+    pub(crate) fn enter_biased(&self) -> Result<Option<Entered<'_>>, Stop> {
         let b = &self.bias.0;
         let me = cached_thread_token();
-        if me != 0 && b.owner.load(Ordering::Relaxed) == me {
-            if b.busy.load(Ordering::Relaxed) != 0 {
-                // Only this thread sets it: it is inside already.
-                return Err(nested());
-            }
-            b.busy.store(1, Ordering::Relaxed);
-            // The owner's half of the pattern in the module docs.
-            wait::waker_fence();
-            if b.revoke.load(Ordering::Acquire) == 0 && b.owner.load(Ordering::Relaxed) == me {
-                return Ok((Entered { side: self, biased: true, _thread: PhantomData }, false));
-            }
-            b.busy.store(0, Ordering::Release);
+        if me == 0 || b.owner.load(Ordering::Relaxed) != me {
+            return Ok(None);
         }
-        self.enter_slow(deadline, try_only)
+        if b.busy.load(Ordering::Relaxed) != 0 {
+            // Only this thread sets it: it is inside already.
+            return Err(nested());
+        }
+        b.busy.store(1, Ordering::Relaxed);
+        // The owner's half of the pattern in the module docs.
+        wait::waker_fence();
+        if b.revoke.load(Ordering::Acquire) == 0 && b.owner.load(Ordering::Relaxed) == me {
+            return Ok(Some(Entered { side: self, biased: true, _thread: PhantomData }));
+        }
+        b.busy.store(0, Ordering::Release);
+        Ok(None)
     }
 
     #[cold]
