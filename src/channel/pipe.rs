@@ -304,12 +304,18 @@ impl End {
         op: impl FnOnce(Ring<'s>, Option<Instant>, bool, Gone<'_>) -> Result<R, Stop>,
     ) -> Result<R, Stop> {
         let ring = self.recv_ring();
+        let (deadline, try_only) = how.parts();
+        if try_only && ring.looks_empty() {
+            // What a receiver polling with `try_` calls mostly finds, and
+            // how soon it sees a message depends on how fast it looks.
+            let gone = self.peer_gone(self.probe_due()) && !ring.has_data();
+            return Err(if gone { Stop::Disconnected } else { Stop::Timeout });
+        }
         // The flag before the data: everything the peer sent before it let
         // go is visible once its leaving is.
         if self.peer_gone(false) && !ring.has_data() {
             return Err(Stop::Disconnected);
         }
-        let (deadline, try_only) = how.parts();
         let gone = |probe: bool| self.peer_gone(probe);
         match op(ring, deadline, try_only, &gone) {
             Err(Stop::Timeout) if self.peer_gone(self.probe_due()) && !ring.has_data() => Err(Stop::Disconnected),
@@ -339,8 +345,20 @@ impl End {
         // Only a message streamed in parts is assembled here: most are
         // decoded in place, so this allocates nothing for them.
         let mut parts = Vec::new();
-        let decoded = self.receiving(how, |ring, d, t, gone| ring.recv_with(&mut parts, d, t, gone, T::decode));
-        decoded.map_err(recv_error)?.map_err(|e| RecvTimeoutError::Failed(Failure::Decode(e)))
+        // Decoded into a local (as `Queue::get` does) rather than returned
+        // through the layers below: moving a value out through nested
+        // `Result`s copies it at every level, each copy stalled on the one
+        // before.
+        let mut decoded = None;
+        self.receiving(how, |ring, d, t, gone| {
+            ring.recv_with(&mut parts, d, t, gone, |bytes| decoded = Some(T::decode(bytes)))
+        })
+        .map_err(recv_error)?;
+        match decoded {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
+            None => unreachable!("recv_with calls `read` whenever it succeeds"),
+        }
     }
 
     fn recv_bytes(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {

@@ -364,9 +364,14 @@ impl<T: Message, F: Flavor> Core<T, F> {
         // Only a message streamed in parts is assembled here: most are
         // decoded in place, so this allocates nothing for them.
         let mut parts = Vec::new();
-        match self.ring().recv_with(&mut parts, deadline, try_only, &gone, T::decode) {
-            Ok(decoded) => decoded.map_err(|e| RecvTimeoutError::Failed(Failure::Decode(e))),
-            Err(stop) => Err(recv_error(stop)),
+        // Decoded into a local: see `Connection::recv`'s `recv_msg`.
+        let mut decoded = None;
+        let read = |bytes: &[u8]| decoded = Some(T::decode(bytes));
+        self.ring().recv_with(&mut parts, deadline, try_only, &gone, read).map_err(recv_error)?;
+        match decoded {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
+            None => unreachable!("recv_with calls `read` whenever it succeeds"),
         }
     }
 

@@ -371,8 +371,10 @@ impl<'a> Ring<'a> {
         unsafe { &*self.at(pos & !7).cast::<AtomicU64>() }
     }
 
+    #[inline]
     fn lap(&self, pos: u64) -> u64 {
-        pos / self.cap
+        // `cap` is a power of two: a shift, not a division per message.
+        pos >> self.cap.trailing_zeros()
     }
 
     /// Closes the ring and wakes everyone.
@@ -426,7 +428,8 @@ impl<'a> Ring<'a> {
     /// nothing is published at `head` and the ring is open. (A consumer in
     /// the middle of a stream holds the lock and does not return until the
     /// stream ends, so an empty head means there is nothing to take.)
-    fn looks_empty(&self) -> bool {
+    #[inline]
+    pub(crate) fn looks_empty(&self) -> bool {
         !self.has_data() && !self.is_closed()
     }
 
