@@ -468,9 +468,9 @@ impl<'a> Ring<'a> {
         Ok(self.cap - self.used(head, tail)? >= need)
     }
 
-    /// A producer that found the ring full waits here first, while the
-    /// consumer is draining it, until a batch of room is free: an eighth
-    /// of the ring beyond `need`. Taking each record's worth as soon as it
+    /// A producer of small records (at most 1/64 of the ring) that found
+    /// the ring full waits here first, while the consumer is draining it,
+    /// until a batch of room is free: an eighth of the ring beyond `need`. Taking each record's worth as soon as it
     /// is freed would have the producer read `head` after every message,
     /// pulling the consumer's line across on each of its stores (perf: the
     /// 64-byte pipe ran at a third of its rate), so `head` is read only
@@ -478,7 +478,14 @@ impl<'a> Ring<'a> {
     /// when `head` stops moving for [`SLACK_IDLE`] reads, or at the
     /// deadline. Returns whether `need` fits now.
     fn wait_for_slack(&self, tail: u64, need: u64, deadline: Option<Instant>) -> Result<bool, Stop> {
-        let want = (need + self.cap / 8).min(self.cap);
+        if need > self.cap / 64 {
+            // Large records: few reads of `head` per byte anyway, and
+            // waiting for more than the record would stop the two sides
+            // from overlapping (a stream of half-ring chunks would wait
+            // for an empty ring each time).
+            return self.fits(tail, need);
+        }
+        let want = need + self.cap / 8;
         let head = &self.cons().head;
         let mut last = head.load(Ordering::Acquire);
         let mut idle = 0;
@@ -805,6 +812,9 @@ impl<'a> Ring<'a> {
         out.clear();
         if try_only && self.looks_empty() {
             return Err(Stop::Timeout);
+        }
+        if self.recv_fast(&mut |msg: &[u8]| out.extend_from_slice(msg)).is_some() {
+            return Ok(());
         }
         let bounded = try_only || deadline.is_some();
         loop {

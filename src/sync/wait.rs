@@ -57,12 +57,15 @@
 //! every message, and so does its producer (perf: about 18% of the 1 MiB
 //! pipe benchmark's samples were in the sleeping, waking and interrupt
 //! paths; it ran at 0.63 of a `memcpy`, and at 0.88 after this). So each side of a ring keeps a spin budget in shared
-//! memory: a sleeper woken within [`MAX_SPIN_NS`] of going to sleep raises
-//! it to twice that time, a spin that succeeds keeps it at least twice what
+//! memory: a sleeper woken within [`MAX_SPIN_NS`] of starting to wait
+//! raises it to twice that time, a spin that succeeds keeps it at least twice what
 //! it took, and a spin that ends empty halves it. A side whose messages
 //! come rarely soon spins no longer than before; one that streams spins
 //! instead of sleeping, at the price of a busy core while it waits (at most
-//! [`MAX_SPIN_NS`] at a time).
+//! [`MAX_SPIN_NS`] at a time). The bound is above the time a 1 MiB message
+//! takes, so that a receiver stuck sleeping on every one (each sleep's
+//! interrupt slowing the producer, which makes the wait longer still) gets
+//! out of it: with 64 µs, some benchmark runs stayed at 90 µs a message.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering, compiler_fence, fence};
 use std::time::{Duration, Instant};
@@ -209,18 +212,17 @@ pub(crate) fn wait_until_ring(
 }
 
 /// The longest a ring sleeper spins before it sleeps, in nanoseconds.
-const MAX_SPIN_NS: u32 = 64_000;
+const MAX_SPIN_NS: u32 = 128_000;
 
 /// Spins while `ready()` is false for at most `spin`'s budget (cut short
 /// by `deadline`); returns whether it became true. Moves the budget
 /// towards twice what this wait took when the data came in time, halves
 /// it when it did not.
-fn spin_adaptively(ready: &impl Fn() -> bool, spin: &AtomicU32, deadline: Option<Instant>) -> bool {
+fn spin_adaptively(ready: &impl Fn() -> bool, spin: &AtomicU32, start: Instant, deadline: Option<Instant>) -> bool {
     let budget = spin.load(Ordering::Relaxed).min(MAX_SPIN_NS);
     if budget == 0 {
         return false;
     }
-    let start = Instant::now();
     let end = start + Duration::from_nanos(u64::from(budget));
     let end = deadline.map_or(end, |d| d.min(end));
     let mut looks = 0u32;
@@ -232,9 +234,15 @@ fn spin_adaptively(ready: &impl Fn() -> bool, spin: &AtomicU32, deadline: Option
         }
         std::hint::spin_loop();
         looks = looks.wrapping_add(1);
-        if looks % 32 == 0 && Instant::now() >= end {
-            adjust_spin(spin, budget, budget / 2);
-            return false;
+        if looks % 32 == 0 {
+            if Instant::now() >= end {
+                adjust_spin(spin, budget, budget / 2);
+                return false;
+            }
+            // About once a microsecond: a process that is runnable on this
+            // core (more processes than cores: a pool's parent and its
+            // workers) gets it, rather than waiting out the spin.
+            std::thread::yield_now();
         }
     }
 }
@@ -262,8 +270,10 @@ fn sleep_until(
         }
         std::hint::spin_loop();
     }
+    // The wait's length, which the spin budget learns from, counts from here.
+    let began = Instant::now();
     if let Some(spin) = spin
-        && spin_adaptively(&ready, spin, deadline)
+        && spin_adaptively(&ready, spin, began, deadline)
     {
         return true;
     }
@@ -283,7 +293,6 @@ fn sleep_until(
         uncount(waiters, 1);
         return true;
     }
-    let slept = Instant::now();
     let woke = match futex::wait(word, seq, timeout) {
         // A ring's waker took us off the count when it woke us.
         Wake::Woken if ring => true,
@@ -297,10 +306,10 @@ fn sleep_until(
         }
     };
     if let Some(spin) = spin {
-        // Woken soon after going to sleep: spinning that long next time
+        // Woken soon after starting to wait: spinning that long next time
         // saves the sleep (and, on a ring, the barrier's interrupts to the
-        // other side's core). Long or timed-out sleeps leave it alone.
-        let took = slept.elapsed().as_nanos();
+        // other side's core). Long or timed-out waits leave it alone.
+        let took = began.elapsed().as_nanos();
         if woke && took < u128::from(MAX_SPIN_NS) {
             let old = spin.load(Ordering::Relaxed);
             adjust_spin(spin, old, old.max(took as u32 * 2));
