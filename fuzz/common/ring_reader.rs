@@ -415,7 +415,14 @@ impl Peer {
     /// room, or (for a get) an open ring. Mirrors the checks of
     /// `src/channel/ring.rs` in the order it makes them.
     fn would_block(&self, put: Option<u64>) -> bool {
-        let locks_free = self.read_u32(SEND_LOCK) == 0 && self.read_u32(RECV_LOCK) == 0;
+        // A side is held by a thread in its lock word, or by a bias owner
+        // busy inside it (which may look alive, or be in another pid
+        // namespace, where it is waited for).
+        let biased_busy = |bias: u64| self.read_u64(bias) != 0 && self.read_u32(bias + 24) != 0;
+        let locks_free = self.read_u32(SEND_LOCK) == 0
+            && self.read_u32(RECV_LOCK) == 0
+            && !biased_busy(SEND_BIAS)
+            && !biased_busy(RECV_BIAS);
         let closed = self.read_u32(CLOSED) != 0;
         let Some(len) = put else {
             // A get waits in only two places: for data while open, and for

@@ -52,11 +52,26 @@
 //! compiler fence, bumps the word and wakes only when `waiters` is non-zero
 //! — so there is no system call, no shared write and no full fence per
 //! message when nobody sleeps, and no lost wake-up (see
-//! [`crate::sync::wait`], "Asymmetric fences"). The waker takes the sleepers it woke
-//! off the count, so a sleeper that is slow to wake up costs one system
-//! call, not one per message published meanwhile (see [`crate::sync::wait`],
-//! "One wake per sleep"). Sleeps are cut into
-//! [`LIVENESS_SLICE`] pieces so a sleeper notices a dead peer in bounded time.
+//! [`crate::sync::wait`], "Asymmetric fences"). The waker takes the
+//! sleepers it woke off the count, so a sleeper that is slow to wake up
+//! costs one system call, not one per message published meanwhile (see
+//! [`crate::sync::wait`], "One wake per sleep"). Before sleeping, a waiter
+//! spins for as long as its side's adaptive budget says ("Adaptive
+//! spinning" there). Sleeps are cut into [`LIVENESS_SLICE`] pieces so a
+//! sleeper notices a dead peer in bounded time.
+//!
+//! A producer of small records that finds the ring full first waits, while
+//! the consumer drains, for an eighth of the ring to be free
+//! ([`Ring::wait_for_slack`]), so that it does not read the consumer's
+//! `head` line after every message.
+//!
+//! # Fast paths
+//!
+//! When a side is biased to the calling thread, a send of one record that
+//! fits and a receive of one whole record run inline
+//! ([`Ring::send_fast`], [`Ring::recv_fast`]); anything else (no room, no
+//! message, a stream, padding, a check that fails) falls through to the
+//! general path, which has done nothing yet and reports what is wrong.
 //!
 //! # Hostile peers
 //!
