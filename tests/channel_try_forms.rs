@@ -31,6 +31,18 @@ const SLACK: Duration = Duration::from_secs(5);
 const RING: usize = 4096;
 const MAX_RECORD: usize = RING / 2 - 8;
 
+/// Runs the tests that start children, and the one that checks what a
+/// closed end looks like at once, one at a time: a child that another test
+/// thread is starting holds copies of this process's descriptors until it
+/// execs, and with them the hold on an end closed at that moment, which is
+/// then rightly still held for that instant (the blocking forms see the
+/// close a liveness slice later; the `try_` forms right after the close
+/// would depend on the other tests' timing).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Distinct, position-dependent bytes, so a shifted or mixed-up message
 /// cannot pass for another.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -220,6 +232,7 @@ fn queue_echo(arg: (Queue<Vec<u8>>, Queue<Vec<u8>>)) {
 
 #[test]
 fn queue_new_forms_move_bytes_between_parent_and_child() {
+    let _serial = serial();
     let _w = watchdog(WATCH);
     let down: Queue<Vec<u8>> = Queue::new(QUEUE_RING).unwrap();
     let up: Queue<Vec<u8>> = Queue::new(QUEUE_RING).unwrap();
@@ -315,6 +328,7 @@ fn pipe_recv_bytes_into_forms_hand_over_a_message_too_long_for_the_buffer() {
 
 #[test]
 fn pipe_new_forms_report_disconnected_after_the_peer_closes() {
+    let _serial = serial();
     let _w = watchdog(WATCH);
     let (a, b) = Pipe::new().unwrap();
     a.send_bytes(b"one").unwrap();
@@ -371,6 +385,7 @@ fn pipe_echo(conn: Connection) {
 
 #[test]
 fn pipe_new_forms_move_bytes_between_parent_and_child() {
+    let _serial = serial();
     let _w = watchdog(WATCH);
     let (here, there) = Pipe::with_capacity(PIPE_RING).unwrap();
     let mut child = Process::new(pipe_echo, there);
