@@ -652,6 +652,13 @@ fn create(rings: usize, capacity: usize) -> Result<[End; 2], ShmError> {
 /// room; until the ring is full, messages to a dead peer are accepted (and
 /// lost), as an OS pipe's buffer would.
 ///
+/// A child that another thread of the closing process is starting at that
+/// very moment holds copies of the process's descriptors until it execs,
+/// the end's hold among them: a close in that window is seen by the peer
+/// only at its next liveness check, not at once: a blocked call within
+/// about 100 ms, a `try_` receive on one call in 64 that finds the pipe
+/// empty, a send (as for a dead peer) when it would have to wait for room.
+///
 /// # Examples
 ///
 /// A child process echoes what it receives:
