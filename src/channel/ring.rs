@@ -110,6 +110,7 @@ const STREAM_STALL: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } els
 /// See [`Ring::wait_for_slack`].
 const SLACK_PAUSES: u32 = 16;
 const SLACK_IDLE: u32 = 64;
+const SLACK_MAX_PAUSES: u32 = 4096;
 
 const HEADER: u64 = 8;
 const FULL: u8 = 1;
@@ -470,28 +471,48 @@ impl<'a> Ring<'a> {
         if size <= to_end { size + HEADER } else { to_end + size + HEADER }
     }
 
+    /// Whether `need` bytes are free at `tail` by the last `head` a producer
+    /// read (the consumers' line is not touched).
+    #[inline]
+    fn fits_cached(&self, tail: u64, need: u64) -> bool {
+        let used = tail.wrapping_sub(self.prod().cached_head.load(Ordering::Relaxed));
+        used <= self.cap && self.cap - used >= need
+    }
+
+    /// Reads `head` (and caches it): how many bytes are free at `tail`.
+    fn free_now(&self, tail: u64) -> Result<u64, Stop> {
+        let head = self.cons().head.load(Ordering::Acquire);
+        self.prod().cached_head.store(head, Ordering::Relaxed);
+        Ok(self.cap - self.used(head, tail)?)
+    }
+
     /// Whether `need` bytes are free at `tail`, re-reading `head` only when
     /// the cached value says no.
     fn fits(&self, tail: u64, need: u64) -> Result<bool, Stop> {
-        let p = self.prod();
-        let cached = p.cached_head.load(Ordering::Relaxed);
-        if tail.wrapping_sub(cached) <= self.cap && self.cap - tail.wrapping_sub(cached) >= need {
-            return Ok(true);
-        }
-        let head = self.cons().head.load(Ordering::Acquire);
-        p.cached_head.store(head, Ordering::Relaxed);
-        Ok(self.cap - self.used(head, tail)? >= need)
+        Ok(self.fits_cached(tail, need) || self.free_now(tail)? >= need)
     }
 
-    /// A producer of small records (at most 1/64 of the ring) that found
-    /// the ring full waits here first, while the consumer is draining it,
-    /// until a batch of room is free: an eighth of the ring beyond `need`. Taking each record's worth as soon as it
-    /// is freed would have the producer read `head` after every message,
-    /// pulling the consumer's line across on each of its stores (perf: the
-    /// 64-byte pipe ran at a third of its rate), so `head` is read only
-    /// every [`SLACK_PAUSES`] pauses. Gives up — to wait the usual way —
-    /// when `head` stops moving for [`SLACK_IDLE`] reads, or at the
-    /// deadline. Returns whether `need` fits now.
+    /// Waits until there is room for `need` bytes at `tail` and, for small
+    /// records (at most 1/64 of the ring), a batch more: an eighth of the
+    /// ring, while the consumers are draining it. Returns whether `need`
+    /// fits now.
+    ///
+    /// Why a batch: a producer that outruns its consumer keeps the ring
+    /// nearly full, and taking each record's worth of room as soon as it is
+    /// freed would have it read `head` for every message, pulling the
+    /// consumer's line across on each of its stores (perf: the 64-byte pipe
+    /// ran at a third of its rate). With a batch, the producer's cached
+    /// `head` serves the next few hundred small messages. While waiting,
+    /// each read of `head` makes the consumer's next store to it wait for
+    /// its line (perf: the typed 64-byte pipe ran at half speed reading it
+    /// every 16 pauses), so the producer pauses between reads about as long
+    /// as the consumer's rate so far says the rest of the batch takes
+    /// ([`SLACK_PAUSES`] to [`SLACK_MAX_PAUSES`] pauses, so a deadline may
+    /// be overrun by that much: tens of microseconds). The wait gives up —
+    /// to wait the usual way, or to send into the room there is — when
+    /// `head` stops moving for [`SLACK_IDLE`] reads, or at the deadline. A
+    /// blocking send may so wait while its own message would fit; it never
+    /// waits for a consumer that has stopped.
     fn wait_for_slack(&self, tail: u64, need: u64, deadline: Option<Instant>) -> Result<bool, Stop> {
         if need > self.cap / 64 {
             // Large records: few reads of `head` per byte anyway, and
@@ -501,25 +522,34 @@ impl<'a> Ring<'a> {
             return self.fits(tail, need);
         }
         let want = need + self.cap / 8;
-        let head = &self.cons().head;
-        let mut last = head.load(Ordering::Acquire);
-        let mut idle = 0;
-        while idle < SLACK_IDLE {
-            for _ in 0..SLACK_PAUSES {
-                std::hint::spin_loop();
-            }
-            let now = head.load(Ordering::Acquire);
-            if now == last {
-                idle += 1;
-                continue;
-            }
-            (idle, last) = (0, now);
-            self.prod().cached_head.store(now, Ordering::Relaxed);
-            if self.cap - self.used(now, tail)? >= want || wait::expired(deadline) {
+        let (mut last, mut idle, mut pauses, mut since) = (None, 0, SLACK_PAUSES, 0u64);
+        loop {
+            let free = self.free_now(tail)?;
+            if free >= want || wait::expired(deadline) {
                 break;
             }
+            if last == Some(free) {
+                idle += 1;
+                if idle >= SLACK_IDLE {
+                    break;
+                }
+                pauses = SLACK_PAUSES;
+            } else {
+                // Each read makes the consumer's next store of `head` wait
+                // for its line: pause about as long as the rate so far says
+                // the rest of the batch takes.
+                if let Some(before) = last.filter(|&b| b < free) {
+                    let estimate = (want - free) * since / (free - before);
+                    pauses = estimate.clamp(u64::from(SLACK_PAUSES), u64::from(SLACK_MAX_PAUSES)) as u32;
+                }
+                (last, idle, since) = (Some(free), 0, 0);
+            }
+            for _ in 0..pauses {
+                std::hint::spin_loop();
+            }
+            since += u64::from(pauses);
         }
-        self.fits(tail, need)
+        Ok(self.fits_cached(tail, need))
     }
 
     /// Waits (holding `send_lock`) until a record of `len` payload bytes fits
@@ -536,10 +566,13 @@ impl<'a> Ring<'a> {
             if self.is_closed() {
                 return Err(Stop::Closed);
             }
-            if self.fits(tail, need)? {
+            if self.fits_cached(tail, need) {
                 break;
             }
             if try_only {
+                if self.fits(tail, need)? {
+                    break;
+                }
                 return Err(Stop::Timeout);
             }
             if self.wait_for_slack(tail, need, deadline)? {
@@ -684,7 +717,9 @@ impl<'a> Ring<'a> {
             return false;
         }
         let size = Record::size(len);
-        if !matches!(self.fits(tail, self.need(tail, size)), Ok(true)) {
+        // Only the cached `head`: reading the consumers' line is for the
+        // general path, which batches it.
+        if !self.fits_cached(tail, self.need(tail, size)) {
             return false;
         }
         self.write_record(self.place(tail, size), FULL, msg);
