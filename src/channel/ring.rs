@@ -410,12 +410,18 @@ impl<'a> Ring<'a> {
     /// After publishing (or freeing): wakes up to `n` sleepers of the other
     /// side, if any sleep. The fence orders our store before the look at
     /// `waiters`, pairing with the sleeper's count-then-look.
+    #[inline]
     fn notify(s: &Sleepers, n: u32) {
         wait::waker_fence();
         if s.waiters.load(Ordering::Relaxed) != 0 {
-            s.seq.fetch_add(1, Ordering::SeqCst);
-            wait::wake_counting_out(&s.seq, &s.waiters, n);
+            Self::wake(s, n);
         }
+    }
+
+    #[cold]
+    fn wake(s: &Sleepers, n: u32) {
+        s.seq.fetch_add(1, Ordering::SeqCst);
+        wait::wake_counting_out(&s.seq, &s.waiters, n);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -559,7 +565,7 @@ impl<'a> Ring<'a> {
         let size = Record::size(len);
         let tail = self.prod().tail.load(Ordering::Relaxed);
         if tail % 8 != 0 {
-            return Err(Stop::Broken(format!("corrupt ring index {tail}: not a multiple of 8")));
+            return Err(misaligned(tail));
         }
         let need = self.need(tail, size);
         loop {
@@ -746,9 +752,10 @@ impl<'a> Ring<'a> {
     // ----- consuming -----
 
     /// The record published at `head`, if any, checked before use.
+    #[inline]
     fn peek(&self, head: u64) -> Result<Option<Record>, Stop> {
         if head % 8 != 0 {
-            return Err(Stop::Broken(format!("corrupt ring index {head}: not a multiple of 8")));
+            return Err(misaligned(head));
         }
         let word = self.word(head).load(Ordering::Acquire);
         if word == 0 {
@@ -762,7 +769,7 @@ impl<'a> Ring<'a> {
             && size <= to_end
             && (kind != PAD || size == to_end);
         if !valid {
-            return Err(Stop::Broken(format!("corrupt record header {word:#018x} at position {head}")));
+            return Err(corrupt_header(word, head));
         }
         Ok(Some(Record { kind, len }))
     }
@@ -1008,6 +1015,18 @@ impl<'a> Ring<'a> {
         }
         self.wait_data(deadline, writers_gone)
     }
+}
+
+// The errors of the checks on every message, kept out of line.
+
+#[cold]
+fn misaligned(pos: u64) -> Stop {
+    Stop::Broken(format!("corrupt ring index {pos}: not a multiple of 8"))
+}
+
+#[cold]
+fn corrupt_header(word: u64, pos: u64) -> Stop {
+    Stop::Broken(format!("corrupt record header {word:#018x} at position {pos}"))
 }
 
 /// Messages ever published on the ring behind `ctrl`.

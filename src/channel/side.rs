@@ -137,11 +137,12 @@ pub(crate) struct Entered<'a> {
 }
 
 impl Drop for Entered<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.biased {
             self.side.bias.0.busy.store(0, Ordering::Release);
         } else {
-            let _ = self.side.lock.0.unlock();
+            self.side.unlock();
         }
     }
 }
@@ -166,6 +167,11 @@ fn token_alive(token: u64, ns: u32) -> bool {
 }
 
 impl Side {
+    #[cold]
+    fn unlock(&self) {
+        let _ = self.lock.0.unlock();
+    }
+
     /// Initialises a zeroed side.
     pub(crate) fn init(this: *mut Side) -> io::Result<()> {
         // SAFETY: `this` points to a zeroed, not yet shared side; `&raw mut`
