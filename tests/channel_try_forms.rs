@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{WATCH, join, watchdog};
+use common::{WATCH, join, serial, watchdog};
 use multiproc::channel::{
     Connection, Failure, Pipe, RecvIntoTimeoutError, RecvTimeoutError, SendTimeoutError, TryRecvError,
     TryRecvIntoError, TrySendError, WriteSlot,
@@ -30,18 +30,6 @@ const SLACK: Duration = Duration::from_secs(5);
 /// leaves no room for a second.
 const RING: usize = 4096;
 const MAX_RECORD: usize = RING / 2 - 8;
-
-/// Runs the tests that start children, and the one that checks what a
-/// closed end looks like at once, one at a time: a child that another test
-/// thread is starting holds copies of this process's descriptors until it
-/// execs, and with them the hold on an end closed at that moment, which is
-/// then rightly still held for that instant (the blocking forms see the
-/// close a liveness slice later; the `try_` forms right after the close
-/// would depend on the other tests' timing).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Distinct, position-dependent bytes, so a shifted or mixed-up message
 /// cannot pass for another.

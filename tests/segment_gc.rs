@@ -12,7 +12,7 @@ use multiproc::segment::{self, Status};
 use multiproc::{Mutex, Name, Process, Queue, Semaphore, SharedMemory, ShmError, Value};
 
 mod common;
-use common::{join, sigkill, wait_for_flag};
+use common::{join, serial, sigkill, wait_for_flag};
 
 multiproc::test_support!();
 
@@ -41,16 +41,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Runs the tests of this file one at a time. A child that another test
-/// thread forks holds copies of this process's descriptors until it execs,
-/// and with them the attach locks of segments open at that moment: those
-/// segments are rightly "attached" for that instant, which would make the
-/// stale/attached assertions here depend on the other tests' timing.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn status_of(dir: &Path, name: &str) -> Option<Status> {

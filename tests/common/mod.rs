@@ -86,3 +86,13 @@ pub fn panics(message: String) {
 pub fn sleep_secs(s: u64) {
     std::thread::sleep(Duration::from_secs(s));
 }
+
+/// Runs the tests that call it one at a time. A child that another test
+/// thread is starting holds copies of this process's descriptors until it
+/// execs, and with them the holds and attach locks open at that moment: a
+/// test whose assertions depend on those being released at once (a closed
+/// end, a stale segment) takes this, as do the tests that start children.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
