@@ -403,3 +403,85 @@ fn pipe_sender_killed_mid_stream_loses_the_message_whole() {
     assert_eq!(killer.join().unwrap(), -9);
     assert!(whole < 1000);
 }
+
+/// Echoes every message as bytes until the stream ends.
+fn echo_bytes(conn: Connection) {
+    while let Ok(msg) = conn.recv_bytes() {
+        conn.send_bytes(&msg).unwrap();
+    }
+}
+
+/// Small messages go through the pipe's mailbox when the ring is drained
+/// and through the ring behind a burst: in bursts of every length from 1
+/// to 6, sizes around the mailbox's 16 bytes mixed with larger ones, both
+/// ways, every message comes back whole and in order.
+#[test]
+fn pipe_bursts_of_small_and_large_messages_keep_their_order_both_ways() {
+    let (here, there) = Pipe::with_capacity(64 * 1024).unwrap();
+    let mut p = Process::new(echo_bytes, there);
+    p.start().unwrap();
+    let sizes = [0, 1, 7, 8, 15, 16, 17, 24, 3000, 16, 0, 9];
+    let mut seed = 0u32;
+    for round in 0..200 {
+        let burst = 1 + round % 6;
+        let sent: Vec<Vec<u8>> = (0..burst)
+            .map(|i| {
+                seed += 1;
+                pattern(sizes[(round + i * 5) % sizes.len()], seed)
+            })
+            .collect();
+        for msg in &sent {
+            here.send_bytes(msg).unwrap();
+        }
+        for (i, want) in sent.iter().enumerate() {
+            let got = here.recv_bytes_timeout(LIMIT).expect("echo within the limit");
+            assert!(&got == want, "round {round}, message {i}: {} bytes back for {}", got.len(), want.len());
+        }
+        assert_eq!(here.try_recv_bytes(), Err(TryRecvError::Empty), "round {round}: nothing more");
+    }
+    drop(here);
+    assert_eq!(join(&mut p), 0);
+}
+
+/// Sends 0, 1, 2, … as fast as it can until it is killed.
+fn count_forever(conn: Connection) {
+    for n in 0u64.. {
+        conn.send(&Plain(n)).unwrap();
+    }
+}
+
+/// A sender SIGKILLed while it sends small messages as fast as it can
+/// (through the mailbox when the receiver keeps up, the ring when not):
+/// what arrives is 0, 1, 2, … with no gap or repeat, then the end of the
+/// stream.
+#[test]
+fn pipe_small_message_sender_killed_mid_send_leaves_a_gapless_stream() {
+    let (here, there) = Pipe::with_capacity(4096).unwrap();
+    let mut child = Process::new(count_forever, there);
+    child.start().unwrap();
+    let mut child = Some(child);
+    let mut next = 0u64;
+    let mut killer = None;
+    loop {
+        match here.recv_timeout::<Plain<u64>>(LIMIT) {
+            Ok(Plain(n)) => {
+                assert_eq!(n, next, "message {next}");
+                next += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, RecvTimeoutError::Disconnected);
+                break;
+            }
+        }
+        if next == 50_000 {
+            killer = child.take().map(|mut p| {
+                std::thread::spawn(move || {
+                    p.kill().unwrap();
+                    join(&mut p)
+                })
+            });
+        }
+    }
+    assert_eq!(killer.expect("killed after 50,000 messages").join().unwrap(), -9);
+    assert!(next >= 50_000);
+}

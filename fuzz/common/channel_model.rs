@@ -14,7 +14,12 @@
 //! the end; the 8 bytes after the last record stay free; a message larger
 //! than half the ring minus a header is streamed in chunks of that size; a
 //! stream cut short by a `_timeout` send stays in the ring as garbage until
-//! a receive skips it. With one thread the model predicts every outcome
+//! a receive skips it. A pipe's ring also has a mailbox
+//! (`src/channel/mail.rs`): a message of at most 16 stored bytes goes there
+//! instead when the slot is free and the receiver last found the ring empty
+//! at the current `tail` (every `poll` below looks, so: when the ring was
+//! empty after the previous op), and is received before anything in the
+//! ring. With one thread the model predicts every outcome
 //! exactly: `Full`, `Empty`, `Timeout`, `Closed` and `Disconnected` (a pipe
 //! end dropped), the bytes of every message, the message a failed send
 //! hands back, `len`, `is_empty`, `is_full` and `poll`. Blocking calls are
@@ -35,6 +40,8 @@ use multiproc::{Name, Pipe, Queue};
 use super::bytes::{Input, Output, pattern};
 
 const HEADER: u64 = 8;
+/// `multiproc::channel::mail::MAIL_MAX`.
+const MAIL_MAX: usize = 16;
 const SHORT: Duration = Duration::from_millis(1);
 /// At most this many operations per input.
 const MAX_OPS: usize = 96;
@@ -277,11 +284,40 @@ struct Ring {
     sender_gone: bool,
     /// Pipe: the receiving end was dropped.
     receiver_gone: bool,
+    /// Pipe: the ring has a mailbox.
+    mailbox: bool,
+    /// The message in the mailbox.
+    mail: Option<Vec<u8>>,
+    /// The `head` at which the receiver last found nothing.
+    idle: u64,
 }
 
 impl Ring {
     fn new(cap: u64) -> Ring {
-        Ring { cap, head: 0, tail: 0, segs: VecDeque::new(), closed: false, sender_gone: false, receiver_gone: false }
+        Ring {
+            cap,
+            head: 0,
+            tail: 0,
+            segs: VecDeque::new(),
+            closed: false,
+            sender_gone: false,
+            receiver_gone: false,
+            mailbox: false,
+            mail: None,
+            idle: 0,
+        }
+    }
+
+    /// Whether a send of `len` stored bytes goes into the mailbox.
+    fn to_mail(&self, len: usize) -> bool {
+        self.mailbox && len <= MAIL_MAX && self.mail.is_none() && self.idle == self.tail
+    }
+
+    /// The receiver looked (`poll`): with nothing at `head`, it says so.
+    fn looked(&mut self) {
+        if self.segs.is_empty() && self.mail.is_none() {
+            self.idle = self.head;
+        }
     }
 
     fn max_chunk(&self) -> u64 {
@@ -289,7 +325,7 @@ impl Ring {
     }
 
     fn messages(&self) -> usize {
-        self.segs.iter().filter(|s| s.msg.is_some()).count()
+        self.segs.iter().filter(|s| s.msg.is_some()).count() + usize::from(self.mail.is_some())
     }
 
     fn plan(&self, len: u64) -> Plan {
@@ -323,8 +359,12 @@ impl Ring {
     }
 
     /// The next message, freeing it and any garbage before it (with no
-    /// message, all garbage), and whether garbage was skipped first.
+    /// message, all garbage), and whether it cannot be read in place:
+    /// garbage was skipped first, or it was in the mailbox.
     fn pop(&mut self) -> (Option<Vec<u8>>, bool) {
+        if let Some(mail) = self.mail.take() {
+            return (Some(mail), true);
+        }
         let mut skipped = false;
         while let Some(seg) = self.segs.pop_front() {
             self.head += seg.bytes;
@@ -354,7 +394,7 @@ impl Ring {
 
     /// Whether a blocking send of `len` stored bytes returns at once.
     fn send_ready(&self, len: usize) -> bool {
-        self.send_stop().is_some() || self.fits(len)
+        self.send_stop().is_some() || self.to_mail(len) || self.fits(len)
     }
 
     /// Whether a blocking receive returns at once.
@@ -378,6 +418,10 @@ impl Ring {
     fn send(&mut self, raw: Vec<u8>, partial: bool) -> Sent {
         if let Some(stop) = self.send_stop() {
             return stop;
+        }
+        if self.to_mail(raw.len()) {
+            self.mail = Some(raw);
+            return Sent::Ok;
         }
         match self.plan(raw.len() as u64) {
             Plan::Fits(bytes) => {
@@ -598,9 +642,12 @@ pub fn run_program(dir: &Path, p: &Program) {
     };
     assert_eq!(cap, expected_cap, "capacity of {:?}", p.chan);
     let mut rings = [Ring::new(cap), Ring::new(cap)];
+    for ring in &mut rings {
+        ring.mailbox = !matches!(ends, Ends::Queue(_));
+    }
     for (i, op) in p.ops.iter().enumerate() {
         step(&mut ends, &mut rings, op, i);
-        check_state(&ends, &rings, op);
+        check_state(&ends, &mut rings, op);
     }
     drain(ends, rings);
     if p.chan == Chan::NamedQueue {
@@ -826,13 +873,14 @@ fn recv_on<D: CanRecv>(c: &Connection<D>, ring: &mut Ring, op: &Op, ready: bool,
 
 /// Checks an in-place receive: the bytes, and whether they were read in
 /// place — when the message is one record, unless the view first met an
-/// abandoned stream (then it assembles the next message as streams are).
+/// abandoned stream (then it assembles the next message as streams are) or
+/// the message was in the mailbox (then it is copied out).
 fn check_view(r: Result<(Vec<u8>, bool), RecvError>, ring: &mut Ring, what: &str) {
-    let (msg, skipped) = ring.pop();
+    let (msg, not_in_place) = ring.pop();
     match (r, msg) {
         (Ok((bytes, in_place)), Some(raw)) => {
             assert_eq!(bytes, raw, "{what}");
-            assert_eq!(in_place, raw.len() as u64 <= ring.max_chunk() && !skipped, "{what}: in place");
+            assert_eq!(in_place, raw.len() as u64 <= ring.max_chunk() && !not_in_place, "{what}: in place");
         }
         (r, None) => compare(got(r.map(|(b, _)| b)), ring.recv_end(Got::Empty), what),
         (r, Some(raw)) => panic!("{what}: {:?}, model: a message of {} bytes", r.map(|(b, _)| b.len()), raw.len()),
@@ -844,7 +892,7 @@ fn compare(outcome: Got, want: Got, what: &str) {
 }
 
 /// After every op: what the channel says about itself matches the model.
-fn check_state(ends: &Ends, rings: &[Ring; 2], op: &Op) {
+fn check_state(ends: &Ends, rings: &mut [Ring; 2], op: &Op) {
     match ends {
         Ends::Queue(q) => {
             let m = &rings[0];
@@ -857,15 +905,19 @@ fn check_state(ends: &Ends, rings: &[Ring; 2], op: &Op) {
             for (end, c) in e.iter().enumerate() {
                 if let Some(c) = c {
                     // End `end` receives on ring `1 - end`.
-                    let m = &rings[1 - end];
-                    assert_eq!(c.poll(Duration::ZERO), !m.segs.is_empty() || m.sender_gone, "poll({end}) after {op:?}");
+                    let m = &mut rings[1 - end];
+                    let want = !m.segs.is_empty() || m.mail.is_some() || m.sender_gone;
+                    assert_eq!(c.poll(Duration::ZERO), want, "poll({end}) after {op:?}");
+                    m.looked();
                 }
             }
         }
         Ends::OneWay(_, rx) => {
             if let Some(c) = rx {
-                let m = &rings[0];
-                assert_eq!(c.poll(Duration::ZERO), !m.segs.is_empty() || m.sender_gone, "poll after {op:?}");
+                let m = &mut rings[0];
+                let want = !m.segs.is_empty() || m.mail.is_some() || m.sender_gone;
+                assert_eq!(c.poll(Duration::ZERO), want, "poll after {op:?}");
+                m.looked();
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Channels on shared-memory ring buffers.
 mod err;
+mod mail;
 mod message;
 pub(crate) mod peers;
 mod queue;

@@ -79,6 +79,7 @@ use super::err::{
     Failure, RecvError, RecvIntoError, RecvIntoTimeoutError, RecvTimeoutError, SendError, SendTimeoutError,
     TryRecvError, TryRecvIntoError, TrySendError,
 };
+use super::mail::{MailLine, Mailbox};
 use super::message::Message;
 use super::peers::{self, Hold};
 use super::queue::{
@@ -123,6 +124,9 @@ struct Meta {
 #[repr(C)]
 pub(crate) struct PipeCtrl {
     rings: [RingCtrl; 2],
+    /// Ring `i`'s mailbox is `mail.0[i]`, and its `idle` word `idle.0[i]`.
+    mail: Line<MailLine>,
+    idle: Line<[AtomicU64; 2]>,
     meta: Line<Meta>,
 }
 
@@ -225,23 +229,30 @@ impl End {
     #[inline]
     fn ring(&self, i: usize) -> Ring<'_> {
         debug_assert!(i < self.rings);
-        let data = self.obj.elems().wrapping_add(i * self.cap);
+        let (ctrl, data) = (self.obj.ctrl(), self.obj.elems().wrapping_add(i * self.cap));
         // SAFETY: the elements are `rings * cap` bytes (checked by `new`),
         // ring `i < rings` uses exactly the `i`-th `cap` of them, and `cap`
         // is a power of two of at least MIN_CAPACITY (`check_capacity`).
-        unsafe { Ring::new(&self.obj.ctrl().rings[i], data, self.cap) }
+        unsafe { Ring::new(&ctrl.rings[i], data, self.cap) }.with_mail(Mailbox::new(&ctrl.mail.0, i, &ctrl.idle.0[i]))
     }
 
+    #[inline]
     fn peer(&self) -> usize {
         1 - self.end
     }
 
     /// The ring this end sends on (only for ends that can send).
+    #[inline]
     fn send_ring(&self) -> Ring<'_> {
-        self.ring(self.end)
+        let ring = self.ring(self.end);
+        if self.rings == 1 {
+            return ring;
+        }
+        ring.acking(&self.obj.ctrl().rings[self.peer()])
     }
 
     /// The ring this end receives on (only for ends that can receive).
+    #[inline]
     fn recv_ring(&self) -> Ring<'_> {
         // (Not `% self.rings`: a division on every message.)
         self.ring(if self.rings == 1 { 0 } else { self.peer() })
@@ -249,14 +260,20 @@ impl End {
 
     /// Whether every holder of the other end is gone. Without `probe`, the
     /// kernel is asked only when the peer's `gone` flag is set.
+    #[inline]
     fn peer_gone(&self, probe: bool) -> bool {
         if self.peer_gone.load(Ordering::SeqCst) {
             return true;
         }
-        let flag = &self.meta().ends[self.peer()].gone;
-        if !probe && flag.load(Ordering::SeqCst) == 0 {
+        if !probe && self.meta().ends[self.peer()].gone.load(Ordering::SeqCst) == 0 {
             return false;
         }
+        self.probe_peer()
+    }
+
+    #[cold]
+    fn probe_peer(&self) -> bool {
+        let flag = &self.meta().ends[self.peer()].gone;
         self.last_probe.store(now_ns(), Ordering::Relaxed);
         let gone = !peers::anyone_holds(self.obj.fd(), end_byte(self.peer()));
         flag.store(u32::from(gone), Ordering::SeqCst);
@@ -306,10 +323,7 @@ impl End {
         let ring = self.recv_ring();
         let (deadline, try_only) = how.parts();
         if try_only && ring.looks_empty() {
-            // What a receiver polling with `try_` calls mostly finds, and
-            // how soon it sees a message depends on how fast it looks.
-            let gone = self.peer_gone(self.probe_due()) && !ring.has_data();
-            return Err(if gone { Stop::Disconnected } else { Stop::Timeout });
+            return Err(self.nothing_now(&ring));
         }
         // The flag before the data: everything the peer sent before it let
         // go is visible once its leaving is.
@@ -323,7 +337,25 @@ impl End {
         }
     }
 
+    /// What a `try_` receive that found `ring` empty returns. It is what a
+    /// receiver polling with `try_` calls mostly finds, and how soon it sees
+    /// a message depends on how fast it looks.
+    #[inline]
+    fn nothing_now(&self, ring: &Ring<'_>) -> Stop {
+        let gone = self.peer_gone(self.probe_due()) && !ring.has_data();
+        if gone { Stop::Disconnected } else { Stop::Timeout }
+    }
+
     fn send_msg<T: Message>(&self, msg: &T, how: Wait) -> Result<(), SendTimeoutError<()>> {
+        // The request/reply case, in as few steps as it takes: a round trip
+        // over a pipe costs what these lines and their twins in `recv_msg`
+        // cost, twice, on top of the cache line itself.
+        if let Some(bytes) = msg.as_bytes()
+            && !self.peer_gone(false)
+            && self.send_ring().send_fast(bytes)
+        {
+            return Ok(());
+        }
         let outcome = match msg.as_bytes() {
             Some(bytes) => Ok(self.sending(how, |ring, d, t, gone| ring.send(bytes, d, t, gone))),
             None => with_scratch(|buf| {
@@ -342,18 +374,26 @@ impl End {
     }
 
     fn recv_msg<T: Message>(&self, how: Wait) -> Result<T, RecvTimeoutError> {
-        // Only a message streamed in parts is assembled here: most are
-        // decoded in place, so this allocates nothing for them.
-        let mut parts = Vec::new();
+        // See `send_msg`. A message that is there is delivered whether or
+        // not the peer is still there.
+        let ring = self.recv_ring();
         // Decoded into a local (as `Queue::get` does) rather than returned
         // through the layers below: moving a value out through nested
         // `Result`s copies it at every level, each copy stalled on the one
         // before.
-        let mut decoded = None;
-        self.receiving(how, |ring, d, t, gone| {
-            ring.recv_with(&mut parts, d, t, gone, |bytes| decoded = Some(T::decode(bytes)))
-        })
-        .map_err(recv_error)?;
+        let mut decoded = ring.recv_fast(&mut |bytes| T::decode(bytes));
+        if decoded.is_none() {
+            if matches!(how, Wait::Now) && ring.looks_empty() {
+                return Err(recv_error(self.nothing_now(&ring)));
+            }
+            // Only a message streamed in parts is assembled here: most are
+            // decoded in place, so this allocates nothing for them.
+            let mut parts = Vec::new();
+            self.receiving(how, |ring, d, t, gone| {
+                ring.recv_with(&mut parts, d, t, gone, |bytes| decoded = Some(T::decode(bytes)))
+            })
+            .map_err(recv_error)?;
+        }
         match decoded {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),

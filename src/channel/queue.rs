@@ -224,6 +224,7 @@ fn failure(stop: Stop) -> Failure {
     }
 }
 
+#[inline]
 pub(crate) fn send_error<T>(stop: Stop, msg: T) -> SendTimeoutError<T> {
     match stop {
         Stop::Timeout => SendTimeoutError::Timeout(msg),
@@ -233,6 +234,7 @@ pub(crate) fn send_error<T>(stop: Stop, msg: T) -> SendTimeoutError<T> {
     }
 }
 
+#[inline]
 pub(crate) fn recv_error(stop: Stop) -> RecvTimeoutError {
     match stop {
         Stop::Timeout => RecvTimeoutError::Timeout,
@@ -243,6 +245,7 @@ pub(crate) fn recv_error(stop: Stop) -> RecvTimeoutError {
 }
 
 /// Narrows the error of a deadline call to that of a blocking call.
+#[inline]
 pub(crate) fn blocking_send<T>(e: SendTimeoutError<T>) -> SendError<T> {
     match e {
         SendTimeoutError::Closed(t) => SendError::Closed(t),
@@ -253,6 +256,7 @@ pub(crate) fn blocking_send<T>(e: SendTimeoutError<T>) -> SendError<T> {
 }
 
 /// Narrows the error of a deadline call to that of a `try_` call.
+#[inline]
 pub(crate) fn try_send<T>(e: SendTimeoutError<T>) -> TrySendError<T> {
     match e {
         SendTimeoutError::Timeout(t) => TrySendError::Full(t),
@@ -262,6 +266,7 @@ pub(crate) fn try_send<T>(e: SendTimeoutError<T>) -> TrySendError<T> {
     }
 }
 
+#[inline]
 pub(crate) fn blocking_recv(e: RecvTimeoutError) -> RecvError {
     match e {
         RecvTimeoutError::Closed => RecvError::Closed,
@@ -271,6 +276,7 @@ pub(crate) fn blocking_recv(e: RecvTimeoutError) -> RecvError {
     }
 }
 
+#[inline]
 pub(crate) fn try_recv(e: RecvTimeoutError) -> TryRecvError {
     match e {
         RecvTimeoutError::Timeout => TryRecvError::Empty,

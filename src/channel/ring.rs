@@ -87,6 +87,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::mail::{self, MAIL_MAX, Mailbox};
 use super::side::{Entered, Side};
 use crate::sync::wait;
 
@@ -134,6 +135,9 @@ struct Producer {
     cached_head: AtomicU64,
     /// Whole messages ever published (counted before they become visible).
     published: AtomicU64,
+    /// The sequence number of the last message put in the mailbox (pipes;
+    /// see [`super::mail`]).
+    mail_seq: AtomicU64,
 }
 
 /// Written only by consumers (under `recv_lock`).
@@ -143,6 +147,8 @@ struct Consumer {
     head: AtomicU64,
     /// Whole messages ever delivered.
     delivered: AtomicU64,
+    /// The sequence number of the last message taken from the mailbox.
+    mail_taken: AtomicU64,
 }
 
 /// A futex word that one side sleeps on and its count of sleepers. Written
@@ -272,6 +278,12 @@ pub(crate) struct Ring<'a> {
     ctrl: &'a RingCtrl,
     data: *mut u8,
     cap: u64,
+    /// A pipe's mailbox for this ring's small messages (see
+    /// [`super::mail`]).
+    mail: Option<Mailbox<'a>>,
+    /// The other direction's consumers' `mail_taken`, which a put here
+    /// passes on (see "Acks" in [`super::mail`]).
+    ack: Option<&'a AtomicU64>,
 }
 
 /// What to ask about peers: `true` when every peer on the other side is
@@ -287,7 +299,21 @@ impl<'a> Ring<'a> {
     /// of at least [`MIN_CAPACITY`].
     pub(crate) unsafe fn new(ctrl: &'a RingCtrl, data: *mut u8, cap: usize) -> Ring<'a> {
         debug_assert!(cap.is_power_of_two() && cap >= MIN_CAPACITY);
-        Ring { ctrl, data, cap: cap as u64 }
+        Ring { ctrl, data, cap: cap as u64, mail: None, ack: None }
+    }
+
+    /// The ring with a mailbox for its small messages (pipes).
+    #[inline]
+    pub(crate) fn with_mail(self, mail: Mailbox<'a>) -> Ring<'a> {
+        Ring { mail: Some(mail), ..self }
+    }
+
+    /// The ring, whose puts in the mailbox also acknowledge what was taken
+    /// from the mailbox of the ring `other` (the two directions of a duplex
+    /// pipe end).
+    #[inline]
+    pub(crate) fn acking(self, other: &'a RingCtrl) -> Ring<'a> {
+        Ring { ack: Some(&other.cons.0.mail_taken), ..self }
     }
 
     /// The largest payload one record can carry; larger messages are
@@ -424,6 +450,7 @@ impl<'a> Ring<'a> {
         wait::wake_counting_out(&s.seq, &s.waiters, n);
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.status().closed.load(Ordering::SeqCst) != 0
     }
@@ -441,9 +468,25 @@ impl<'a> Ring<'a> {
         self.cap.saturating_sub(tail.wrapping_sub(head)) as usize
     }
 
-    /// Whether a record is published at `head` (without a lock; a hint).
+    /// Whether a record is published at `head` or a message waits in the
+    /// mailbox (without a lock; a hint).
+    #[inline]
     pub(crate) fn has_data(&self) -> bool {
-        self.word(self.cons().head.load(Ordering::Acquire)).load(Ordering::Acquire) != 0
+        self.has_data_at(self.cons().head.load(Ordering::Acquire))
+    }
+
+    /// Also, finding nothing, tells producers the ring is drained (see
+    /// [`mark_idle`](Self::mark_idle)): every receive, `poll` and `wait`
+    /// that finds nothing comes through here or
+    /// [`nothing_to_take`](Self::nothing_to_take).
+    #[inline]
+    fn has_data_at(&self, head: u64) -> bool {
+        let data = self.word(head).load(Ordering::Acquire) != 0
+            || self.mail.is_some_and(|mail| mail.pending(&self.cons().mail_taken));
+        if !data {
+            self.mark_idle(head);
+        }
+        data
     }
 
     /// Whether a `try_` receive can answer "empty" without taking the lock:
@@ -453,6 +496,15 @@ impl<'a> Ring<'a> {
     #[inline]
     pub(crate) fn looks_empty(&self) -> bool {
         !self.has_data() && !self.is_closed()
+    }
+
+    /// A consumer found nothing at `head`: lets producers know the ring is
+    /// drained, so small messages take the mailbox again.
+    #[inline]
+    fn mark_idle(&self, head: u64) {
+        if let Some(mail) = self.mail {
+            mail.mark_idle(head);
+        }
     }
 
     /// The futex word receivers sleep on, and its waiter count (for `wait`
@@ -669,6 +721,25 @@ impl<'a> Ring<'a> {
         Ok(true)
     }
 
+    /// Puts `msg` in the mailbox if it is small, the ring is known to be
+    /// empty and the slot is free (see [`super::mail`]); the caller is inside
+    /// the send side and has checked that the ring is open.
+    #[inline]
+    fn mail_put(&self, tail: u64, msg: &[u8]) -> bool {
+        let Some(mail) = self.mail else { return false };
+        if msg.len() > MAIL_MAX || !mail.usable(tail, &self.cons().mail_taken) {
+            return false;
+        }
+        let p = self.prod();
+        // Counted before it is visible, as in `publish`.
+        p.published.store(p.published.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        let seq = mail::next_seq(p.mail_seq.load(Ordering::Relaxed));
+        p.mail_seq.store(seq, Ordering::Relaxed);
+        mail.put(seq, msg, self.ack);
+        Self::notify(&self.ctrl.readers.0, 1);
+        true
+    }
+
     /// Sends `msg` whole: one record, or a stream of chunks under one hold of
     /// `send_lock`. A stream cut short by a deadline is dropped by receivers.
     pub(crate) fn send(
@@ -682,6 +753,9 @@ impl<'a> Ring<'a> {
             return Ok(());
         }
         let _held = self.acquire_send(deadline, try_only)?;
+        if !self.is_closed() && self.mail_put(self.prod().tail.load(Ordering::Relaxed), msg) {
+            return Ok(());
+        }
         let max = self.max_chunk();
         if msg.len() <= max {
             let place = self.room(msg.len() as u64, deadline, try_only, readers_gone)?;
@@ -712,7 +786,7 @@ impl<'a> Ring<'a> {
     /// is not so (or a check fails): nothing was done, and the caller takes
     /// the general path, which reports what is wrong.
     #[inline]
-    fn send_fast(&self, msg: &[u8]) -> bool {
+    pub(crate) fn send_fast(&self, msg: &[u8]) -> bool {
         let len = msg.len() as u64;
         if msg.len() > self.max_chunk() {
             return false;
@@ -721,6 +795,9 @@ impl<'a> Ring<'a> {
         let tail = self.prod().tail.load(Ordering::Relaxed);
         if tail % 8 != 0 || self.is_closed() {
             return false;
+        }
+        if self.mail_put(tail, msg) {
+            return true;
         }
         let size = Record::size(len);
         // Only the cached `head`: reading the consumers' line is for the
@@ -780,7 +857,14 @@ impl<'a> Ring<'a> {
     fn drain_one(&self, out: &mut Vec<u8>, streaming: &mut bool) -> Result<bool, Stop> {
         loop {
             let head = self.cons().head.load(Ordering::Relaxed);
-            let Some(rec) = self.peek(head)? else {
+            let rec = self.peek(head)?;
+            // A message in the mailbox is older than any record in the ring,
+            // and ends a stream whose producer died (as a new FULL would).
+            if self.mail_take(|msg| refill(out, msg))?.is_some() {
+                *streaming = false;
+                return Ok(true);
+            }
+            let Some(rec) = rec else {
                 return Ok(false);
             };
             let mut done = false;
@@ -815,12 +899,29 @@ impl<'a> Ring<'a> {
         out.extend_from_slice(src);
     }
 
+    /// Takes the message in the mailbox, if any. The caller is inside the
+    /// receive side and has read the ring's header at `head` first (see
+    /// [`super::mail`], "Order").
+    #[inline]
+    fn mail_take<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Stop> {
+        match self.mail {
+            Some(mail) => mail.take(&self.cons().mail_taken, read, || self.count_delivered()),
+            None => Ok(None),
+        }
+    }
+
+    #[inline]
+    fn count_delivered(&self) {
+        // Only the recv_lock holder writes it.
+        let c = self.cons();
+        c.delivered.store(c.delivered.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
     #[inline]
     fn advance(&self, head: u64, rec: &Record, delivered: bool) {
         let c = self.cons();
         if delivered {
-            // Only the recv_lock holder writes it.
-            c.delivered.store(c.delivered.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            self.count_delivered();
         }
         c.head.store(head.wrapping_add(Record::size(rec.len)), Ordering::Release);
         Self::notify(&self.ctrl.writers.0, 1);
@@ -947,10 +1048,14 @@ impl<'a> Ring<'a> {
     /// inlines: the side is biased to this thread and a whole message waits
     /// at `head`. `None` when not: nothing was done.
     #[inline]
-    fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
+    pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
         let _inside = self.ctrl.recv.enter_biased().ok()??;
         let head = self.cons().head.load(Ordering::Relaxed);
-        let rec = self.peek(head).ok()??;
+        let rec = self.peek(head).ok()?;
+        if let Some(r) = self.mail_take(|msg| read(msg)).ok()? {
+            return Some(r);
+        }
+        let rec = rec?;
         if rec.kind != FULL {
             return None;
         }
@@ -981,7 +1086,11 @@ impl<'a> Ring<'a> {
             // Skip padding and orphaned stream tails to the next message.
             loop {
                 let head = self.cons().head.load(Ordering::Relaxed);
-                let Some(rec) = self.peek(head)? else { break };
+                let rec = self.peek(head)?;
+                if self.mail_take(|msg| refill(scratch, msg))?.is_some() {
+                    return Ok(None);
+                }
+                let Some(rec) = rec else { break };
                 match rec.kind {
                     FULL => return Ok(Some(View { ring: self, head, len: rec.len as usize, _held: held })),
                     FIRST => {
@@ -1009,12 +1118,19 @@ impl<'a> Ring<'a> {
         if self.is_closed() {
             return Err(Stop::Closed);
         }
+        self.mark_idle(self.cons().head.load(Ordering::Relaxed));
         drop(held);
         if try_only {
             return Err(Stop::Timeout);
         }
         self.wait_data(deadline, writers_gone)
     }
+}
+
+/// `out` becomes a copy of `msg`.
+fn refill(out: &mut Vec<u8>, msg: &[u8]) {
+    out.clear();
+    out.extend_from_slice(msg);
 }
 
 // The errors of the checks on every message, kept out of line.
@@ -1368,5 +1484,81 @@ mod tests {
             ring.send(b"wake up", None, false, &never_gone).unwrap();
             assert_eq!(ring.ctrl.readers.0.waiters.load(Ordering::SeqCst), 0, "the sender counted it out");
         });
+    }
+
+    /// A mailbox line and `idle` word, for ring 0.
+    #[derive(Default)]
+    struct Mails {
+        line: crate::channel::mail::MailLine,
+        idle: AtomicU64,
+    }
+
+    impl Mails {
+        fn mailbox(&self) -> Mailbox<'_> {
+            Mailbox::new(&self.line, 0, &self.idle)
+        }
+    }
+
+    /// Sends `msg` on `ring`; whether it went through the mailbox (the
+    /// ring's `tail` did not move).
+    fn send_says_mail(ring: &Ring<'_>, msg: &[u8]) -> bool {
+        let tail = ring.prod().tail.load(Ordering::Relaxed);
+        ring.send(msg, None, false, &never_gone).unwrap();
+        ring.prod().tail.load(Ordering::Relaxed) == tail
+    }
+
+    /// Small messages take the mailbox only while the ring is drained, and
+    /// whatever way each went, they arrive in the order sent.
+    #[test]
+    fn a_burst_through_ring_and_mailbox_keeps_its_order() {
+        let (owned, mails) = (Owned::new(), Mails::default());
+        let ring = owned.ring().with_mail(mails.mailbox());
+        let sizes = [8, 0, 16, 17, 3, 100, 16, 1, 2000, 0];
+        let msgs: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &n)| vec![i as u8 + 1; n]).collect();
+        let ways: Vec<bool> = msgs.iter().map(|m| send_says_mail(&ring, m)).collect();
+        assert!(ways[0], "the first small message takes the empty ring's mailbox");
+        assert!(ways[1..].iter().all(|&mail| !mail), "the rest wait in the ring behind it: {ways:?}");
+        let mut out = Vec::new();
+        for (i, want) in msgs.iter().enumerate() {
+            ring.recv(&mut out, None, true, &never_gone).unwrap();
+            assert_eq!(&out, want, "message {i}");
+        }
+        assert!(matches!(ring.recv(&mut out, None, true, &never_gone), Err(Stop::Timeout)));
+        // That empty look told producers the ring is drained.
+        assert!(send_says_mail(&ring, b"small again"));
+        assert!(!send_says_mail(&ring, &[7; 17]), "17 bytes never fit");
+        for want in [&b"small again"[..], &[7; 17]] {
+            ring.recv(&mut out, None, true, &never_gone).unwrap();
+            assert_eq!(out, want);
+        }
+    }
+
+    /// A view of a message that came through the mailbox is a copy: the
+    /// message is consumed when the view is made.
+    #[test]
+    fn a_message_from_the_mailbox_is_viewed_as_a_copy() {
+        let (owned, mails) = (Owned::new(), Mails::default());
+        let ring = owned.ring().with_mail(mails.mailbox());
+        assert!(send_says_mail(&ring, b"tiny"));
+        let mut scratch = Vec::new();
+        assert!(ring.recv_view(&mut scratch, None, true, &never_gone).unwrap().is_none(), "not in place");
+        assert_eq!(scratch, b"tiny");
+        assert!(matches!(ring.recv_view(&mut scratch, None, true, &never_gone), Err(Stop::Timeout)));
+    }
+
+    /// A mailbox header that a peer overwrote is reported by every form of
+    /// receive; the ring's own messages behind it are not lost.
+    #[test]
+    fn a_corrupt_mailbox_is_reported_not_delivered() {
+        let (owned, mails) = (Owned::new(), Mails::default());
+        let ring = owned.ring().with_mail(mails.mailbox());
+        assert!(send_says_mail(&ring, b"ok"));
+        mails.mailbox().forge_header(0x0bad_0bad);
+        let mut out = Vec::new();
+        assert!(ring.has_data(), "receivers look");
+        let got = ring.recv(&mut out, None, true, &never_gone);
+        assert!(matches!(&got, Err(Stop::Broken(why)) if why.contains("mailbox")), "{got:?}");
+        let got = ring.recv_view(&mut out, None, true, &never_gone).map(|v| v.is_some());
+        assert!(matches!(&got, Err(Stop::Broken(why)) if why.contains("mailbox")), "{got:?}");
     }
 }
