@@ -4,14 +4,25 @@
 //! # Layout
 //!
 //! One anonymous segment of kind `Pipe`: a [`PipeCtrl`] (two ring control
-//! blocks and a line of per-end flags), then the ring buffers, `rings ×
-//! capacity` bytes. A duplex pipe has two rings, a one-way pipe one. End `e`
+//! blocks, the mailbox line, the line of its `idle` words and a line of
+//! per-end flags), then the ring buffers, `rings × capacity` bytes. A duplex pipe has two rings, a one-way pipe one. End `e`
 //! (0 or 1) sends on ring `e` and receives on ring `1 - e`; in a one-way
 //! pipe the sending end is end 0 and the receiving end end 1, both on
 //! ring 0. The number of rings is also recorded in the control block, so an
 //! end received as the wrong type is refused with a clear error (the local
 //! layout never trusts it: it comes from the end's type and the validated
 //! segment size).
+//!
+//! # Small messages
+//!
+//! A message of at most 16 bytes skips the ring when the ring is drained:
+//! it goes into its direction's slot of the mailbox, one cache line that
+//! both directions share, so a request and its reply move one line between
+//! the two processes, as two processes spinning on one shared word do (see
+//! `mail.rs` for the protocol and why; `benches/README.md` for the
+//! figures). Order, boundaries, empty messages and every error stay as
+//! with the ring; a message read in place ([`Connection::recv_in_place`])
+//! that came this way is a copy.
 //!
 //! # Who holds an end
 //!
@@ -1191,7 +1202,9 @@ impl<D: CanRecv> Connection<D> {
     }
 
     /// Receives one message and reads it in place, without a copy when it
-    /// fits one record (a streamed message is assembled in local memory).
+    /// fits one record (a streamed message is assembled in local memory,
+    /// and one of at most 16 bytes that came through the mailbox, see
+    /// "Small messages" in the module docs, is copied).
     /// It leaves the pipe when the view is dropped; other receivers on this
     /// end wait until then.
     ///
@@ -1205,7 +1218,12 @@ impl<D: CanRecv> Connection<D> {
     /// use multiproc::channel::Pipe;
     ///
     /// let (a, b) = Pipe::new()?;
+    /// a.send_bytes(b"small").unwrap(); // through the mailbox
     /// a.send_bytes(&[7; 100]).unwrap();
+    /// let view = b.recv_in_place().unwrap();
+    /// assert!(!view.is_in_place());
+    /// assert_eq!(&*view, b"small");
+    /// drop(view);
     /// let view = b.recv_in_place().unwrap();
     /// assert!(view.is_in_place());
     /// assert_eq!(&*view, &[7; 100][..]);
