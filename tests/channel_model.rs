@@ -95,8 +95,13 @@ fn program(chans: &'static [Chan]) -> impl Strategy<Value = Program> {
 }
 
 proptest! {
-    // No regression file: a failure prints its minimal case.
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    // No regression file: a failure prints its minimal case. 64 programs
+    // each, or `PROPTEST_CASES` for a longer soak.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn queue_matches_a_vecdeque_model(p in program(&[Chan::Queue, Chan::NamedQueue])) {
