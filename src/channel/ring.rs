@@ -1038,9 +1038,10 @@ impl<'a> Ring<'a> {
         if let Some(r) = self.recv_fast(&mut read) {
             return Ok(r);
         }
-        Ok(match self.recv_view(parts, deadline, try_only, writers_gone)? {
-            Some(view) => read(view.bytes()),
-            None => read(parts),
+        Ok(match self.recv_any(parts, deadline, try_only, writers_gone)? {
+            Got::View(view) => read(view.bytes()),
+            Got::Small(bytes, len) => read(&bytes[..len]),
+            Got::Assembled => read(parts),
         })
     }
 
@@ -1078,6 +1079,24 @@ impl<'a> Ring<'a> {
         try_only: bool,
         writers_gone: Gone<'_>,
     ) -> Result<Option<View<'a>>, Stop> {
+        Ok(match self.recv_any(scratch, deadline, try_only, writers_gone)? {
+            Got::View(view) => Some(view),
+            Got::Small(bytes, len) => {
+                refill(scratch, &bytes[..len]);
+                None
+            }
+            Got::Assembled => None,
+        })
+    }
+
+    /// Receives one message in whichever form it comes (see [`Got`]).
+    fn recv_any(
+        self,
+        scratch: &mut Vec<u8>,
+        deadline: Option<Instant>,
+        try_only: bool,
+        writers_gone: Gone<'_>,
+    ) -> Result<Got<'a>, Stop> {
         if try_only && self.looks_empty() {
             return Err(Stop::Timeout);
         }
@@ -1087,16 +1106,16 @@ impl<'a> Ring<'a> {
             loop {
                 let head = self.cons().head.load(Ordering::Relaxed);
                 let rec = self.peek(head)?;
-                if self.mail_take(|msg| refill(scratch, msg))?.is_some() {
-                    return Ok(None);
+                if let Some((bytes, len)) = self.mail_take(small)? {
+                    return Ok(Got::Small(bytes, len));
                 }
                 let Some(rec) = rec else { break };
                 match rec.kind {
-                    FULL => return Ok(Some(View { ring: self, head, len: rec.len as usize, _held: held })),
+                    FULL => return Ok(Got::View(View { ring: self, head, len: rec.len as usize, _held: held })),
                     FIRST => {
                         drop(held);
                         self.recv(scratch, deadline, try_only, writers_gone)?;
-                        return Ok(None);
+                        return Ok(Got::Assembled);
                     }
                     _ => self.advance(head, &rec, false),
                 }
@@ -1125,6 +1144,24 @@ impl<'a> Ring<'a> {
         }
         self.wait_data(deadline, writers_gone)
     }
+}
+
+/// A message as [`Ring::recv_any`] found it.
+enum Got<'a> {
+    /// A record, read in place.
+    View(View<'a>),
+    /// A message from the mailbox, copied (at most [`MAIL_MAX`] bytes; a
+    /// `Vec` would cost an allocation per message).
+    Small([u8; MAIL_MAX], usize),
+    /// A streamed message, assembled in the caller's scratch buffer.
+    Assembled,
+}
+
+/// A copy of a mailbox message (at most [`MAIL_MAX`] bytes).
+fn small(msg: &[u8]) -> ([u8; MAIL_MAX], usize) {
+    let mut bytes = [0; MAIL_MAX];
+    bytes[..msg.len()].copy_from_slice(msg);
+    (bytes, msg.len())
 }
 
 /// `out` becomes a copy of `msg`.

@@ -214,6 +214,11 @@ pub(crate) fn wait_until_ring(
 /// The longest a ring sleeper spins before it sleeps, in nanoseconds.
 const MAX_SPIN_NS: u32 = 128_000;
 
+/// A spin budget that a wait over before the first look at the clock (32
+/// looks, each a poll and a pause: at most a few microseconds) cannot
+/// raise, as it took less than half of it.
+const QUICK_BUDGET: u32 = 16_000;
+
 /// Spins while `ready()` is false for at most `spin`'s budget (cut short
 /// by `deadline`); returns whether it became true. Moves the budget
 /// towards twice what this wait took when the data came in time, halves
@@ -228,8 +233,14 @@ fn spin_adaptively(ready: &impl Fn() -> bool, spin: &AtomicU32, start: Instant, 
     let mut looks = 0u32;
     loop {
         if ready() {
-            let took = start.elapsed().as_nanos().min(u128::from(MAX_SPIN_NS)) as u32;
-            adjust_spin(spin, budget, budget.max(took.saturating_mul(2)));
+            // Before the first look at the clock (under 32 looks), the wait
+            // took well under a microsecond and cannot raise a budget of
+            // more than a few: the clock is not read on the way out of the
+            // wait a ping-pong's every message ends with.
+            if looks >= 32 || budget < QUICK_BUDGET {
+                let took = start.elapsed().as_nanos().min(u128::from(MAX_SPIN_NS)) as u32;
+                adjust_spin(spin, budget, budget.max(took.saturating_mul(2)));
+            }
             return true;
         }
         std::hint::spin_loop();
