@@ -961,8 +961,11 @@ fn big_pipe_produce((tx, go, n, how): (Connection<SendOnly>, Event, u64, How)) {
 type Row = (&'static str, &'static str, &'static str, Option<(bool, f64)>);
 
 /// The ratios the targets of issue 3 are stated in (and a few more).
-const ROWS: [Row; 19] = [
+const ROWS: [Row; 20] = [
     ("Pipe RTT spinning / raw cache-line", "rtt_8B/pipe_spin", "rtt_8B/raw_cacheline", Some((true, 2.0))),
+    // The same target for a blocking `recv` whose reply comes within its
+    // spin window ("receiver spinning or within its spin window").
+    ("Pipe RTT blocking / raw cache-line", "rtt_8B/pipe_block", "rtt_8B/raw_cacheline", Some((true, 2.0))),
     ("Pipe RTT spinning / raw two lines", "rtt_8B/pipe_spin", "rtt_8B/raw_two_lines", None),
     ("raw two lines / raw cache-line", "rtt_8B/raw_two_lines", "rtt_8B/raw_cacheline", None),
     ("Queue RTT spinning / raw cache-line", "rtt_8B/queue_spin", "rtt_8B/raw_cacheline", None),

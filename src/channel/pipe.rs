@@ -392,7 +392,7 @@ impl End {
         // through the layers below: moving a value out through nested
         // `Result`s copies it at every level, each copy stalled on the one
         // before.
-        let mut decoded = ring.recv_fast(&mut |bytes| T::decode(bytes));
+        let mut decoded = ring.recv_quick(&mut |bytes| T::decode(bytes), !matches!(how, Wait::Now));
         if decoded.is_none() {
             if matches!(how, Wait::Now) && ring.looks_empty() {
                 return Err(recv_error(self.nothing_now(&ring)));

@@ -108,6 +108,10 @@ pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(100);
 /// Under `cargo fuzz`, 2 ms, so that such inputs are not a second each.)
 const STREAM_STALL: Duration = if cfg!(fuzzing) { Duration::from_millis(2) } else { Duration::from_secs(1) };
 
+/// How many more times [`Ring::recv_quick`] looks: each look is a poll and
+/// a pause, 20–40 ns on the machines we measured.
+const QUICK_LOOKS: u32 = 16;
+
 /// See [`Ring::wait_for_slack`].
 const SLACK_PAUSES: u32 = 16;
 const SLACK_IDLE: u32 = 64;
@@ -1067,6 +1071,32 @@ impl<'a> Ring<'a> {
         let r = read(unsafe { std::slice::from_raw_parts(self.at(head).add(HEADER as usize), rec.len as usize) });
         self.advance(head, &rec, true);
         Some(r)
+    }
+
+    /// [`recv_fast`](Self::recv_fast), and for a receive that would wait
+    /// (`blocking`), a few more looks over a fraction of a microsecond
+    /// while the receivers' spin budget says spinning pays. The general
+    /// path that a blocking receive takes next costs about as long as a
+    /// reply takes to come back (it reads the clock twice to set up its
+    /// wait), so a ping-pong's reply arrived during it and was seen only at
+    /// its first poll. Measured (two processes, a duplex pipe, 8-byte
+    /// messages, builds with and without these looks run in alternation):
+    /// blocking round trips 0.22–0.24 µs without, 0.09–0.12 µs with them in
+    /// the fast cross-core state; 0.40–0.51 µs and 0.36–0.46 µs in the slow
+    /// one.
+    #[inline]
+    pub(crate) fn recv_quick<R>(&self, read: &mut impl FnMut(&[u8]) -> R, blocking: bool) -> Option<R> {
+        let r = self.recv_fast(read);
+        if r.is_some() || !blocking || self.data_spin().load(Ordering::Relaxed) == 0 {
+            return r;
+        }
+        for _ in 0..QUICK_LOOKS {
+            std::hint::spin_loop();
+            if let Some(r) = self.recv_fast(read) {
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// Receives one message in place when it is a single record: the view
