@@ -388,6 +388,13 @@ impl End {
         // See `send_msg`. A message that is there is delivered whether or
         // not the peer is still there.
         let ring = self.recv_ring();
+        // The take first, the emptiness check of a `try_` receive only when
+        // it finds nothing: checking first makes an empty poll cheaper
+        // (13.6 -> 10.4 ns) but a ping-pong of `try_recv` loops slower
+        // (145-151 -> 171-180 ns a round trip, alternated builds): the
+        // poller's reads of the mailbox line come more often and take it
+        // from the writer between its stores.
+        //
         // Decoded into a local (as `Queue::get` does) rather than returned
         // through the layers below: moving a value out through nested
         // `Result`s copies it at every level, each copy stalled on the one
