@@ -667,6 +667,7 @@ impl<'a> Ring<'a> {
 
     /// Publishes a record of `kind` and `len` bytes at `place` (payload
     /// already written) and wakes a receiver if one sleeps.
+    #[inline]
     fn publish(&self, place: Place, kind: u8, len: u64) {
         let Place { pos, pad } = place;
         let next = pos.wrapping_add(Record::size(len));
@@ -693,6 +694,7 @@ impl<'a> Ring<'a> {
         Self::notify(&self.ctrl.readers.0, if kind == FULL { 1 } else { u32::MAX });
     }
 
+    #[inline]
     fn write_record(&self, place: Place, kind: u8, payload: &[u8]) {
         // SAFETY: `room` reserved the record's bytes at `place.pos`,
         // contiguous and inside the buffer; the payload follows the header.
