@@ -923,7 +923,7 @@ impl<'a> Ring<'a> {
         c.delivered.store(c.delivered.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
-    #[inline]
+    #[inline(always)]
     fn advance(&self, head: u64, rec: &Record, delivered: bool) {
         let c = self.cons();
         if delivered {
@@ -1054,7 +1054,7 @@ impl<'a> Ring<'a> {
     /// The common case of a receive in one piece, kept small so that it
     /// inlines: the side is biased to this thread and a whole message waits
     /// at `head`. `None` when not: nothing was done.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
         let _inside = self.ctrl.recv.enter_biased().ok()??;
         let head = self.cons().head.load(Ordering::Relaxed);
