@@ -18,7 +18,7 @@
 //!
 //! A message goes into the mailbox only when the producer knows the ring is
 //! empty (every record up to `tail` was taken: a consumer said so in
-//! [`Mail`]'s `idle`) and the slot is free. So a message in the slot is
+//! [`Mailbox`]'s `idle`, a word on a line of its own) and the slot is free. So a message in the slot is
 //! older than every record in the ring, and a consumer that looks at the
 //! ring header at `head` first (acquire) and then at the slot delivers the
 //! slot first: anything published before the record it saw is visible by
@@ -52,12 +52,11 @@
 //! consumer killed before it recorded the message as taken left it in
 //! place: the next consumer takes it (it was never delivered). Producers
 //! record a message's number before it is visible, so a producer killed
-//! after that only skips a number. The slot is
-//! all atomics read and written whole, so a peer that writes anything there
-//! causes a [`Stop::Broken`] (a header that is not one), a lost or repeated
-//! message (a wrong `taken`, `ack` or sequence number) or a wrong one
-//! (payload), never undefined behaviour. A wrong `idle` only misorders
-//! messages.
+//! after that only skips a number. The slot is all atomics read and written
+//! whole, so a peer that writes anything there causes a [`Stop::Broken`] (a
+//! header that is not one), a lost or repeated message (a wrong `taken`,
+//! `ack` or sequence number) or a wrong one (payload), never undefined
+//! behaviour. A wrong `idle` only misorders messages.
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::ring::Stop;
