@@ -313,11 +313,14 @@ impl Ring {
         self.mailbox && len <= MAIL_MAX && self.mail.is_none() && self.idle == self.tail
     }
 
-    /// The receiver looked (`poll`): with nothing at `head`, it says so.
-    fn looked(&mut self) {
-        if self.segs.is_empty() && self.mail.is_none() {
+    /// What `poll` on the receiving end answers; the look tells the sender,
+    /// with nothing at `head`, that the ring is drained.
+    fn poll(&mut self) -> bool {
+        let data = !self.segs.is_empty() || self.mail.is_some();
+        if !data {
             self.idle = self.head;
         }
+        data || self.sender_gone
     }
 
     fn max_chunk(&self) -> u64 {
@@ -905,19 +908,13 @@ fn check_state(ends: &Ends, rings: &mut [Ring; 2], op: &Op) {
             for (end, c) in e.iter().enumerate() {
                 if let Some(c) = c {
                     // End `end` receives on ring `1 - end`.
-                    let m = &mut rings[1 - end];
-                    let want = !m.segs.is_empty() || m.mail.is_some() || m.sender_gone;
-                    assert_eq!(c.poll(Duration::ZERO), want, "poll({end}) after {op:?}");
-                    m.looked();
+                    assert_eq!(c.poll(Duration::ZERO), rings[1 - end].poll(), "poll({end}) after {op:?}");
                 }
             }
         }
         Ends::OneWay(_, rx) => {
             if let Some(c) = rx {
-                let m = &mut rings[0];
-                let want = !m.segs.is_empty() || m.mail.is_some() || m.sender_gone;
-                assert_eq!(c.poll(Duration::ZERO), want, "poll after {op:?}");
-                m.looked();
+                assert_eq!(c.poll(Duration::ZERO), rings[0].poll(), "poll after {op:?}");
             }
         }
     }

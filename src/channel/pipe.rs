@@ -5,8 +5,8 @@
 //!
 //! One anonymous segment of kind `Pipe`: a [`PipeCtrl`] (two ring control
 //! blocks, the mailbox line, the line of its `idle` words and a line of
-//! per-end flags), then the ring buffers, `rings × capacity` bytes. A duplex pipe has two rings, a one-way pipe one. End `e`
-//! (0 or 1) sends on ring `e` and receives on ring `1 - e`; in a one-way
+//! per-end flags), then the ring buffers, `rings × capacity` bytes. A
+//! duplex pipe has two rings, a one-way pipe one. End `e` (0 or 1) sends on ring `e` and receives on ring `1 - e`; in a one-way
 //! pipe the sending end is end 0 and the receiving end end 1, both on
 //! ring 0. The number of rings is also recorded in the control block, so an
 //! end received as the wrong type is refused with a clear error (the local
@@ -358,16 +358,11 @@ impl End {
     }
 
     fn send_msg<T: Message>(&self, msg: &T, how: Wait) -> Result<(), SendTimeoutError<()>> {
-        // The request/reply case, in as few steps as it takes: a round trip
-        // over a pipe costs what these lines and their twins in `recv_msg`
-        // cost, twice, on top of the cache line itself.
-        if let Some(bytes) = msg.as_bytes()
-            && !self.peer_gone(false)
-            && self.send_ring().send_fast(bytes)
-        {
-            return Ok(());
-        }
         let outcome = match msg.as_bytes() {
+            // The request/reply case first, in as few steps as it takes: a
+            // round trip over a pipe costs what these lines and their twins
+            // in `recv_msg` cost, twice, on top of the cache line itself.
+            Some(bytes) if !self.peer_gone(false) && self.send_ring().send_fast(bytes) => return Ok(()),
             Some(bytes) => Ok(self.sending(how, |ring, d, t, gone| ring.send(bytes, d, t, gone))),
             None => with_scratch(|buf| {
                 msg.encode(buf).map(|()| self.sending(how, |ring, d, t, gone| ring.send(buf, d, t, gone)))

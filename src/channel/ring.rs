@@ -473,18 +473,13 @@ impl<'a> Ring<'a> {
     }
 
     /// Whether a record is published at `head` or a message waits in the
-    /// mailbox (without a lock; a hint).
+    /// mailbox (without a lock; a hint). Also, finding nothing, tells
+    /// producers the ring is drained (see [`mark_idle`](Self::mark_idle)):
+    /// every receive, `poll` and `wait` that finds nothing comes through
+    /// here or [`nothing_to_take`](Self::nothing_to_take).
     #[inline]
     pub(crate) fn has_data(&self) -> bool {
-        self.has_data_at(self.cons().head.load(Ordering::Acquire))
-    }
-
-    /// Also, finding nothing, tells producers the ring is drained (see
-    /// [`mark_idle`](Self::mark_idle)): every receive, `poll` and `wait`
-    /// that finds nothing comes through here or
-    /// [`nothing_to_take`](Self::nothing_to_take).
-    #[inline]
-    fn has_data_at(&self, head: u64) -> bool {
+        let head = self.cons().head.load(Ordering::Acquire);
         let data = self.word(head).load(Ordering::Acquire) != 0
             || self.mail.is_some_and(|mail| mail.pending(&self.cons().mail_taken));
         if !data {

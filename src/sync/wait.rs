@@ -214,9 +214,12 @@ pub(crate) fn wait_until_ring(
 /// The longest a ring sleeper spins before it sleeps, in nanoseconds.
 const MAX_SPIN_NS: u32 = 128_000;
 
-/// A spin budget that a wait over before the first look at the clock (32
-/// looks, each a poll and a pause: at most a few microseconds) cannot
-/// raise, as it took less than half of it.
+/// How many looks a spinner makes between two looks at the clock.
+const LOOKS_PER_CLOCK: u32 = 32;
+
+/// A spin budget that a wait over before the first look at the clock
+/// ([`LOOKS_PER_CLOCK`] looks, each a poll and a pause: at most a few
+/// microseconds) cannot raise, as it took less than half of it.
 const QUICK_BUDGET: u32 = 16_000;
 
 /// Spins while `ready()` is false for at most `spin`'s budget (cut short
@@ -233,11 +236,11 @@ fn spin_adaptively(ready: &impl Fn() -> bool, spin: &AtomicU32, start: Instant, 
     let mut looks = 0u32;
     loop {
         if ready() {
-            // Before the first look at the clock (under 32 looks), the wait
+            // Before the first look at the clock, the wait
             // took well under a microsecond and cannot raise a budget of
             // more than a few: the clock is not read on the way out of the
             // wait a ping-pong's every message ends with.
-            if looks >= 32 || budget < QUICK_BUDGET {
+            if looks >= LOOKS_PER_CLOCK || budget < QUICK_BUDGET {
                 let took = start.elapsed().as_nanos().min(u128::from(MAX_SPIN_NS)) as u32;
                 adjust_spin(spin, budget, budget.max(took.saturating_mul(2)));
             }
@@ -245,7 +248,7 @@ fn spin_adaptively(ready: &impl Fn() -> bool, spin: &AtomicU32, start: Instant, 
         }
         std::hint::spin_loop();
         looks = looks.wrapping_add(1);
-        if looks % 32 == 0 {
+        if looks % LOOKS_PER_CLOCK == 0 {
             if Instant::now() >= end {
                 adjust_spin(spin, budget, budget / 2);
                 return false;
