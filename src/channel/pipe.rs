@@ -357,12 +357,24 @@ impl End {
         if gone { Stop::Disconnected } else { Stop::Timeout }
     }
 
+    #[inline]
     fn send_msg<T: Message>(&self, msg: &T, how: Wait) -> Result<(), SendTimeoutError<()>> {
+        // The request/reply case first, in as few steps as it takes: a round
+        // trip over a pipe costs what these lines and their twins in
+        // `recv_msg` cost, twice, on top of the cache line itself; and a
+        // stream of small messages is as fast as its sender's path is short.
+        // The rest is out of line, so that this part needs few registers.
+        if let Some(bytes) = msg.as_bytes() {
+            if !self.peer_gone(false) && self.send_ring().send_fast(bytes) {
+                return Ok(());
+            }
+        }
+        self.send_msg_slow(msg, how)
+    }
+
+    #[inline(never)]
+    fn send_msg_slow<T: Message>(&self, msg: &T, how: Wait) -> Result<(), SendTimeoutError<()>> {
         let outcome = match msg.as_bytes() {
-            // The request/reply case first, in as few steps as it takes: a
-            // round trip over a pipe costs what these lines and their twins
-            // in `recv_msg` cost, twice, on top of the cache line itself.
-            Some(bytes) if !self.peer_gone(false) && self.send_ring().send_fast(bytes) => return Ok(()),
             Some(bytes) => Ok(self.sending(how, |ring, d, t, gone| ring.send(bytes, d, t, gone))),
             None => with_scratch(|buf| {
                 msg.encode(buf).map(|()| self.sending(how, |ring, d, t, gone| ring.send(buf, d, t, gone)))
@@ -379,34 +391,49 @@ impl End {
         self.sending(how, |ring, d, t, gone| ring.send(bytes, d, t, gone)).map_err(|s| send_error(s, ()))
     }
 
+    #[inline]
     fn recv_msg<T: Message>(&self, how: Wait) -> Result<T, RecvTimeoutError> {
         // See `send_msg`. A message that is there is delivered whether or
         // not the peer is still there.
-        let ring = self.recv_ring();
+        //
         // The take first, the emptiness check of a `try_` receive only when
         // it finds nothing: checking first makes an empty poll cheaper
         // (13.6 -> 10.4 ns) but a ping-pong of `try_recv` loops slower
         // (145-151 -> 171-180 ns a round trip, alternated builds): the
         // poller's reads of the mailbox line come more often and take it
         // from the writer between its stores.
-        //
+        let (mut decoded, mut failed) = (None, None);
+        let read = &mut |bytes: &[u8]| match T::decode(bytes) {
+            Ok(v) => decoded = Some(v),
+            Err(e) => failed = Some(e),
+        };
+        if self.recv_ring().recv_quick(read, !matches!(how, Wait::Now)).is_none() {
+            return self.recv_msg_slow(how);
+        }
+        match (decoded, failed) {
+            (Some(v), _) => Ok(v),
+            (None, Some(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
+            (None, None) => unreachable!("recv_quick calls `read` whenever it succeeds"),
+        }
+    }
+
+    #[inline(never)]
+    fn recv_msg_slow<T: Message>(&self, how: Wait) -> Result<T, RecvTimeoutError> {
+        let ring = self.recv_ring();
+        if matches!(how, Wait::Now) && ring.looks_empty() {
+            return Err(recv_error(self.nothing_now(&ring)));
+        }
         // Decoded into a local (as `Queue::get` does) rather than returned
         // through the layers below: moving a value out through nested
         // `Result`s copies it at every level, each copy stalled on the one
-        // before.
-        let mut decoded = ring.recv_quick(&mut |bytes| T::decode(bytes), !matches!(how, Wait::Now));
-        if decoded.is_none() {
-            if matches!(how, Wait::Now) && ring.looks_empty() {
-                return Err(recv_error(self.nothing_now(&ring)));
-            }
-            // Only a message streamed in parts is assembled here: most are
-            // decoded in place, so this allocates nothing for them.
-            let mut parts = Vec::new();
-            self.receiving(how, |ring, d, t, gone| {
-                ring.recv_with(&mut parts, d, t, gone, |bytes| decoded = Some(T::decode(bytes)))
-            })
-            .map_err(recv_error)?;
-        }
+        // before. Only a message streamed in parts is assembled here: most
+        // are decoded in place, so this allocates nothing for them.
+        let mut decoded = None;
+        let mut parts = Vec::new();
+        self.receiving(how, |ring, d, t, gone| {
+            ring.recv_with(&mut parts, d, t, gone, |bytes| decoded = Some(T::decode(bytes)))
+        })
+        .map_err(recv_error)?;
         match decoded {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),

@@ -662,7 +662,7 @@ impl<'a> Ring<'a> {
 
     /// Publishes a record of `kind` and `len` bytes at `place` (payload
     /// already written) and wakes a receiver if one sleeps.
-    #[inline]
+    #[inline(always)]
     fn publish(&self, place: Place, kind: u8, len: u64) {
         let Place { pos, pad } = place;
         let next = pos.wrapping_add(Record::size(len));
@@ -725,7 +725,7 @@ impl<'a> Ring<'a> {
     /// Puts `msg` in the mailbox if it is small, the ring is known to be
     /// empty and the slot is free (see [`super::mail`]); the caller is inside
     /// the send side and has checked that the ring is open.
-    #[inline]
+    #[inline(always)]
     fn mail_put(&self, tail: u64, msg: &[u8]) -> bool {
         let Some(mail) = self.mail else { return false };
         if msg.len() > MAIL_MAX || !mail.usable(tail, &self.cons().mail_taken) {
@@ -1049,24 +1049,35 @@ impl<'a> Ring<'a> {
     /// The common case of a receive in one piece, kept small so that it
     /// inlines: the side is biased to this thread and a whole message waits
     /// at `head`. `None` when not: nothing was done.
+    ///
+    /// The header is checked in one comparison against the only one this
+    /// path takes, a whole message of this lap, plus its length against
+    /// the end of the buffer; anything else (nothing, padding, a part of a
+    /// stream, a corrupt word) goes to the general path, which
+    /// [`peek`](Self::peek)s it and reports what is wrong.
     #[inline(always)]
     pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
         let _inside = self.ctrl.recv.enter_biased().ok()??;
         let head = self.cons().head.load(Ordering::Relaxed);
-        let rec = self.peek(head).ok()?;
+        if head % 8 != 0 {
+            return None;
+        }
+        // The ring's header before the mailbox (see "Order" in `mail`).
+        let word = self.word(head).load(Ordering::Acquire);
         if let Some(r) = self.mail_take(|msg| read(msg)).ok()? {
             return Some(r);
         }
-        let rec = rec?;
-        if rec.kind != FULL {
+        let len = word & 0xffff_ffff;
+        let size = Record::size(len);
+        if word >> 32 != Record::encode(FULL, 0, self.lap(head)) >> 32 || size > self.cap - (head & (self.cap - 1)) {
             return None;
         }
-        // SAFETY: as in `View::bytes`: `peek` checked that the record lies
-        // within the buffer and is published; we are inside the receive
-        // side, so it is not released under us, and producers never write
-        // published bytes.
-        let r = read(unsafe { std::slice::from_raw_parts(self.at(head).add(HEADER as usize), rec.len as usize) });
-        self.advance(head, &rec, true);
+        // SAFETY: as in `View::bytes`: the record lies within the buffer
+        // (its size was checked against the end of it just above) and is
+        // published (acquire); we are inside the receive side, so it is
+        // not released under us, and producers never write published bytes.
+        let r = read(unsafe { std::slice::from_raw_parts(self.at(head).add(HEADER as usize), len as usize) });
+        self.advance(head, &Record { kind: FULL, len }, true);
         Some(r)
     }
 
@@ -1083,17 +1094,21 @@ impl<'a> Ring<'a> {
     /// one.
     #[inline]
     pub(crate) fn recv_quick<R>(&self, read: &mut impl FnMut(&[u8]) -> R, blocking: bool) -> Option<R> {
-        let r = self.recv_fast(read);
-        if r.is_some() || !blocking || self.data_spin().load(Ordering::Relaxed) == 0 {
-            return r;
-        }
-        for _ in 0..QUICK_LOOKS {
-            std::hint::spin_loop();
+        // One loop, so that `recv_fast` and `read` are inlined once.
+        let mut left = None;
+        loop {
             if let Some(r) = self.recv_fast(read) {
                 return Some(r);
             }
+            let looks = left.get_or_insert_with(|| {
+                if blocking && self.data_spin().load(Ordering::Relaxed) != 0 { QUICK_LOOKS } else { 0 }
+            });
+            if *looks == 0 {
+                return None;
+            }
+            *looks -= 1;
+            std::hint::spin_loop();
         }
-        None
     }
 
     /// Receives one message in place when it is a single record: the view

@@ -229,6 +229,9 @@ thread_local! {
     static TID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     /// The low 32 bits of its start time, once read; 0 until then.
     static START: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// Both, as [`token`] puts them together (one load on the per-message
+    /// path); 0 until the start time is read.
+    static TOKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// [`gettid`] without a system call after the first: for per-message paths
@@ -249,7 +252,7 @@ pub(crate) fn current_tid() -> u32 {
 /// comparison with a recorded token fails safe).
 #[inline]
 pub(crate) fn cached_thread_token() -> u64 {
-    token(current_tid(), START.get())
+    TOKEN.get()
 }
 
 /// [`cached_thread_token`], reading the start time from `/proc` the first
@@ -260,7 +263,11 @@ pub(crate) fn thread_token() -> u64 {
     if START.get() == 0 && !NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
         START.set(proc_stat(tid).map_or(0, |s| s.1 as u32));
     }
-    token(tid, START.get())
+    let token = token(tid, START.get());
+    if !NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+        TOKEN.set(token);
+    }
+    token
 }
 
 fn token(tid: u32, start: u32) -> u64 {
@@ -279,6 +286,7 @@ fn cache_tid() -> u32 {
         extern "C" fn clear_in_child() {
             TID.set(0);
             START.set(0);
+            TOKEN.set(0);
         }
         // Without the handler a forked child would compare a stale id.
         if in_forked_child(clear_in_child) {
