@@ -163,6 +163,18 @@ fn now_ns() -> u64 {
     crate::sys::time::coarse_monotonic_ns()
 }
 
+/// Copies `msg` into the front of `buf`: its length, or the message itself
+/// when `buf` is too short for it.
+fn fill(buf: &mut [u8], msg: &[u8]) -> Result<usize, Vec<u8>> {
+    match buf.get_mut(..msg.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(msg);
+            Ok(msg.len())
+        }
+        None => Err(msg.to_vec()),
+    }
+}
+
 /// One process's copy of one end of a pipe, shared by the clones of a
 /// handle. Dropping it lets go of the end (see the module docs).
 struct End {
@@ -365,11 +377,27 @@ impl End {
         // stream of small messages is as fast as its sender's path is short.
         // The rest is out of line, so that this part needs few registers.
         if let Some(bytes) = msg.as_bytes() {
-            if !self.peer_gone(false) && self.send_ring().send_fast(bytes) {
+            if self.send_now(bytes) {
                 return Ok(());
             }
         }
         self.send_msg_slow(msg, how)
+    }
+
+    /// The common case of every send, shared by the typed and the byte
+    /// forms: the peer is there and the message goes into the ring (or the
+    /// mailbox) now, without waiting. `false` when not: nothing was done.
+    #[inline]
+    fn send_now(&self, bytes: &[u8]) -> bool {
+        !self.peer_gone(false) && self.send_ring().send_fast(bytes)
+    }
+
+    /// The common case of every receive, shared by the typed and the byte
+    /// forms: a whole message is there (or arrives within the quick looks
+    /// of a receive that would wait), and `read` gets its bytes in place.
+    #[inline]
+    fn recv_now<R>(&self, how: Wait, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
+        self.recv_ring().recv_quick(read, !matches!(how, Wait::Now))
     }
 
     #[inline(never)]
@@ -387,7 +415,16 @@ impl End {
         }
     }
 
+    #[inline]
     fn send_bytes(&self, bytes: &[u8], how: Wait) -> Result<(), SendTimeoutError<()>> {
+        if self.send_now(bytes) {
+            return Ok(());
+        }
+        self.send_bytes_slow(bytes, how)
+    }
+
+    #[inline(never)]
+    fn send_bytes_slow(&self, bytes: &[u8], how: Wait) -> Result<(), SendTimeoutError<()>> {
         self.sending(how, |ring, d, t, gone| ring.send(bytes, d, t, gone)).map_err(|s| send_error(s, ()))
     }
 
@@ -407,7 +444,7 @@ impl End {
             Ok(v) => decoded = Some(v),
             Err(e) => failed = Some(e),
         };
-        if self.recv_ring().recv_quick(read, !matches!(how, Wait::Now)).is_none() {
+        if self.recv_now(how, read).is_none() {
             return self.recv_msg_slow(how);
         }
         match (decoded, failed) {
@@ -441,7 +478,16 @@ impl End {
         }
     }
 
+    #[inline]
     fn recv_bytes(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
+        match self.recv_now(how, &mut <[u8]>::to_vec) {
+            Some(msg) => Ok(msg),
+            None => self.recv_bytes_slow(how),
+        }
+    }
+
+    #[inline(never)]
+    fn recv_bytes_slow(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
         let mut out = Vec::new();
         self.receiving(how, |ring, d, t, gone| ring.recv(&mut out, d, t, gone)).map_err(recv_error)?;
         Ok(out)
@@ -449,16 +495,16 @@ impl End {
 
     /// Receives one message into `buf`: its length, or the whole message
     /// when it is longer than `buf` (consumed all the same).
+    #[inline]
     fn recv_into(&self, buf: &mut [u8], how: Wait) -> Result<Result<usize, Vec<u8>>, RecvTimeoutError> {
-        fn fill(buf: &mut [u8], msg: &[u8]) -> Result<usize, Vec<u8>> {
-            match buf.get_mut(..msg.len()) {
-                Some(dst) => {
-                    dst.copy_from_slice(msg);
-                    Ok(msg.len())
-                }
-                None => Err(msg.to_vec()),
-            }
+        match self.recv_now(how, &mut |msg| fill(buf, msg)) {
+            Some(filled) => Ok(filled),
+            None => self.recv_into_slow(buf, how),
         }
+    }
+
+    #[inline(never)]
+    fn recv_into_slow(&self, buf: &mut [u8], how: Wait) -> Result<Result<usize, Vec<u8>>, RecvTimeoutError> {
         let mut parts = Vec::new();
         self.receiving(how, |ring, d, t, gone| ring.recv_with(&mut parts, d, t, gone, |msg| fill(buf, msg)))
             .map_err(recv_error)
