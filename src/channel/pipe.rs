@@ -288,7 +288,7 @@ impl End {
         if self.peer_gone.load(Ordering::SeqCst) {
             return true;
         }
-        if !probe && self.meta().ends[self.peer()].gone.load(Ordering::SeqCst) == 0 {
+        if !probe && self.meta().ends[self.peer() & 1].gone.load(Ordering::SeqCst) == 0 {
             return false;
         }
         self.probe_peer()

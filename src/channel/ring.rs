@@ -288,6 +288,8 @@ pub(crate) struct Ring<'a> {
     /// The other direction's consumers' `mail_taken`, which a put here
     /// passes on (see "Acks" in [`super::mail`]).
     ack: Option<&'a AtomicU64>,
+    /// This process's waker fence, looked up once per operation.
+    fence: wait::WakerFence,
 }
 
 /// What to ask about peers: `true` when every peer on the other side is
@@ -301,9 +303,10 @@ impl<'a> Ring<'a> {
     /// `data` must point to `cap` bytes of shared memory that live as long
     /// as `'a`, used only as this ring's buffer; `cap` must be a power of two
     /// of at least [`MIN_CAPACITY`].
+    #[inline]
     pub(crate) unsafe fn new(ctrl: &'a RingCtrl, data: *mut u8, cap: usize) -> Ring<'a> {
         debug_assert!(cap.is_power_of_two() && cap >= MIN_CAPACITY);
-        Ring { ctrl, data, cap: cap as u64, mail: None, ack: None }
+        Ring { ctrl, data, cap: cap as u64, mail: None, ack: None, fence: wait::WakerFence::now() }
     }
 
     /// The ring with a mailbox for its small messages (pipes).
@@ -441,8 +444,8 @@ impl<'a> Ring<'a> {
     /// side, if any sleep. The fence orders our store before the look at
     /// `waiters`, pairing with the sleeper's count-then-look.
     #[inline]
-    fn notify(s: &Sleepers, n: u32) {
-        wait::waker_fence();
+    fn notify(&self, s: &Sleepers, n: u32) {
+        self.fence.fence();
         if s.waiters.load(Ordering::Relaxed) != 0 {
             Self::wake(s, n);
         }
@@ -686,7 +689,7 @@ impl<'a> Ring<'a> {
         // middle of it; waking just one sleeper could wake another consumer,
         // which then blocks on `recv_lock`, leaving the first asleep for a
         // whole liveness slice. So parts wake everyone.
-        Self::notify(&self.ctrl.readers.0, if kind == FULL { 1 } else { u32::MAX });
+        self.notify(&self.ctrl.readers.0, if kind == FULL { 1 } else { u32::MAX });
     }
 
     #[inline]
@@ -737,7 +740,7 @@ impl<'a> Ring<'a> {
         let seq = mail::next_seq(p.mail_seq.load(Ordering::Relaxed));
         p.mail_seq.store(seq, Ordering::Relaxed);
         mail.put(seq, msg, self.ack);
-        Self::notify(&self.ctrl.readers.0, 1);
+        self.notify(&self.ctrl.readers.0, 1);
         true
     }
 
@@ -792,7 +795,7 @@ impl<'a> Ring<'a> {
         if msg.len() > self.max_chunk() {
             return false;
         }
-        let Ok(Some(_inside)) = self.ctrl.send.enter_biased() else { return false };
+        let Ok(Some(_inside)) = self.ctrl.send.enter_biased_with(self.fence) else { return false };
         let tail = self.prod().tail.load(Ordering::Relaxed);
         if tail % 8 != 0 || self.is_closed() {
             return false;
@@ -925,7 +928,7 @@ impl<'a> Ring<'a> {
             self.count_delivered();
         }
         c.head.store(head.wrapping_add(Record::size(rec.len)), Ordering::Release);
-        Self::notify(&self.ctrl.writers.0, 1);
+        self.notify(&self.ctrl.writers.0, 1);
     }
 
     /// Sleeps until data arrives, the ring closes, the deadline passes, or a
@@ -1057,7 +1060,7 @@ impl<'a> Ring<'a> {
     /// [`peek`](Self::peek)s it and reports what is wrong.
     #[inline(always)]
     pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
-        let _inside = self.ctrl.recv.enter_biased().ok()??;
+        let _inside = self.ctrl.recv.enter_biased_with(self.fence).ok()??;
         let head = self.cons().head.load(Ordering::Relaxed);
         if head % 8 != 0 {
             return None;

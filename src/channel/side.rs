@@ -29,7 +29,7 @@
 //! "Asymmetric fences" in [`crate::sync::wait`]): either the owner's look
 //! at `revoke` comes after the barrier and sees it, or its `busy = 1` came
 //! before the barrier and the revoker sees it and waits. A process that
-//! could not register fences fully ([`wait::waker_fence`]); a revoker whose
+//! could not register fences fully ([`wait::WakerFence`]); a revoker whose
 //! barrier call fails waits [`QUIESCE`] instead, far longer than any store
 //! takes to become visible.
 //!
@@ -195,6 +195,13 @@ impl Side {
     /// when it must go through the mutex.
     #[inline]
     pub(crate) fn enter_biased(&self) -> Result<Option<Entered<'_>>, Stop> {
+        self.enter_biased_with(wait::WakerFence::now())
+    }
+
+    /// [`enter_biased`](Self::enter_biased), with the fence the caller
+    /// looked up for its whole operation.
+    #[inline]
+    pub(crate) fn enter_biased_with(&self, fence: wait::WakerFence) -> Result<Option<Entered<'_>>, Stop> {
         let b = &self.bias.0;
         let me = cached_thread_token();
         if me == 0 || b.owner.load(Ordering::Relaxed) != me {
@@ -206,7 +213,7 @@ impl Side {
         }
         b.busy.store(1, Ordering::Relaxed);
         // The owner's half of the pattern in the module docs.
-        wait::waker_fence();
+        fence.fence();
         if b.revoke.load(Ordering::Acquire) == 0 && b.owner.load(Ordering::Relaxed) == me {
             return Ok(Some(Entered { side: self, biased: true, _thread: PhantomData }));
         }

@@ -35,7 +35,7 @@
 //! fence). Channels move that cost to the side that is about to sleep
 //! anyway, with `membarrier(2)`: every process registers once, when it
 //! first makes a queue or pipe handle ([`join_asymmetric`]); a waker in a registered
-//! process needs only a compiler fence ([`waker_fence`]); a sleeper, after
+//! process needs only a compiler fence ([`WakerFence`]); a sleeper, after
 //! counting itself, calls `MEMBARRIER_CMD_GLOBAL_EXPEDITED`
 //! ([`sleeper_fence`]), which makes every running thread of every registered
 //! process pass a full barrier before it returns. Then either the waker's
@@ -152,13 +152,28 @@ fn register() -> bool {
 }
 
 /// A ring waker's fence between its store and its look at `waiters`: a
-/// compiler fence in a registered process, a full fence otherwise.
-#[inline]
-pub(crate) fn waker_fence() {
-    if REGISTERED.load(Ordering::Relaxed) == 1 {
-        compiler_fence(Ordering::SeqCst);
-    } else {
-        fence(Ordering::SeqCst);
+/// compiler fence in a registered process, a full fence otherwise. Which
+/// one is looked up once for an operation that fences more than once (a
+/// channel send enters its side and then wakes: two fences, one look at
+/// the registration).
+#[derive(Clone, Copy)]
+pub(crate) struct WakerFence {
+    light: bool,
+}
+
+impl WakerFence {
+    #[inline]
+    pub(crate) fn now() -> WakerFence {
+        WakerFence { light: REGISTERED.load(Ordering::Relaxed) == 1 }
+    }
+
+    #[inline]
+    pub(crate) fn fence(self) {
+        if self.light {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
     }
 }
 
@@ -199,7 +214,7 @@ pub(crate) fn wait_until(
 }
 
 /// [`wait_until`] for the sleepers of a channel ring, whose wakers use
-/// [`waker_fence`] and [`wake_counting_out`]; `spin` is the side's
+/// [`WakerFence`] and [`wake_counting_out`]; `spin` is the side's
 /// adaptive spin budget (see "Adaptive spinning" in the module docs).
 pub(crate) fn wait_until_ring(
     ready: impl Fn() -> bool,
