@@ -12,7 +12,11 @@
 //! duplex pipe's small messages (at most [`MAIL_MAX`] bytes) go through
 //! this line when the ring they would otherwise take is empty — the
 //! request/reply case — and a stream, which keeps the ring busy, never
-//! touches it.
+//! touches it. A one-way pipe has the line too and uses its first slot
+//! the same way (a receive looks at it, as at the ring); measured, dropping
+//! it there cut a receive from 170 to 152 instructions but did not move the
+//! 64-byte stream (30.8–33.6 ns against 30.2–34.6 ns a message, alternated
+//! builds, session 7), so one-way pipes keep it and behave as duplex ones.
 //!
 //! # Order
 //!
