@@ -175,6 +175,40 @@ fn fill(buf: &mut [u8], msg: &[u8]) -> Result<usize, Vec<u8>> {
     }
 }
 
+/// What a typed receive decoded, filled in by the `read` its ring calls: a
+/// value, or why the bytes were not one. Decoded into locals (as
+/// `Queue::get` does) rather than returned through the layers below: moving
+/// a value out through nested `Result`s copies it at every level, each copy
+/// stalled on the one before (and an `Option<Result<T, _>>` here cost three
+/// 64-byte copies more per message than these two `Option`s).
+struct Decoded<T> {
+    value: Option<T>,
+    failed: Option<String>,
+}
+
+impl<T: Message> Decoded<T> {
+    fn new() -> Self {
+        Decoded { value: None, failed: None }
+    }
+
+    #[inline]
+    fn read(&mut self, bytes: &[u8]) {
+        match T::decode(bytes) {
+            Ok(v) => self.value = Some(v),
+            Err(e) => self.failed = Some(e),
+        }
+    }
+
+    #[inline]
+    fn finish(self) -> Result<T, RecvTimeoutError> {
+        match (self.value, self.failed) {
+            (Some(v), _) => Ok(v),
+            (None, Some(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
+            (None, None) => unreachable!("a ring calls `read` whenever its receive succeeds"),
+        }
+    }
+}
+
 /// One process's copy of one end of a pipe, shared by the clones of a
 /// handle. Dropping it lets go of the end (see the module docs).
 struct End {
@@ -439,19 +473,11 @@ impl End {
         // (145-151 -> 171-180 ns a round trip, alternated builds): the
         // poller's reads of the mailbox line come more often and take it
         // from the writer between its stores.
-        let (mut decoded, mut failed) = (None, None);
-        let read = &mut |bytes: &[u8]| match T::decode(bytes) {
-            Ok(v) => decoded = Some(v),
-            Err(e) => failed = Some(e),
-        };
-        if self.recv_now(how, read).is_none() {
+        let mut out = Decoded::new();
+        if self.recv_now(how, &mut |bytes| out.read(bytes)).is_none() {
             return self.recv_msg_slow(how);
         }
-        match (decoded, failed) {
-            (Some(v), _) => Ok(v),
-            (None, Some(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
-            (None, None) => unreachable!("recv_quick calls `read` whenever it succeeds"),
-        }
+        out.finish()
     }
 
     #[inline(never)]
@@ -460,22 +486,13 @@ impl End {
         if matches!(how, Wait::Now) && ring.looks_empty() {
             return Err(recv_error(self.nothing_now(&ring)));
         }
-        // Decoded into a local (as `Queue::get` does) rather than returned
-        // through the layers below: moving a value out through nested
-        // `Result`s copies it at every level, each copy stalled on the one
-        // before. Only a message streamed in parts is assembled here: most
-        // are decoded in place, so this allocates nothing for them.
-        let mut decoded = None;
+        // Only a message streamed in parts is assembled here: most are
+        // decoded in place, so this allocates nothing for them.
+        let mut out = Decoded::new();
         let mut parts = Vec::new();
-        self.receiving(how, |ring, d, t, gone| {
-            ring.recv_with(&mut parts, d, t, gone, |bytes| decoded = Some(T::decode(bytes)))
-        })
-        .map_err(recv_error)?;
-        match decoded {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
-            None => unreachable!("recv_with calls `read` whenever it succeeds"),
-        }
+        self.receiving(how, |ring, d, t, gone| ring.recv_with(&mut parts, d, t, gone, |bytes| out.read(bytes)))
+            .map_err(recv_error)?;
+        out.finish()
     }
 
     #[inline]

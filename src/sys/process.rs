@@ -227,10 +227,9 @@ pub(crate) fn gettid() -> u32 {
 thread_local! {
     /// This thread's id, once asked for; 0 until then.
     static TID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-    /// The low 32 bits of its start time, once read; 0 until then.
-    static START: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-    /// Both, as [`token`] puts them together (one load on the per-message
-    /// path); 0 until the start time is read.
+    /// Its id and the low 32 bits of its start time, as [`token`] puts them
+    /// together (one load on the per-message path); 0 until the start time
+    /// is read.
     static TOKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
@@ -259,15 +258,15 @@ pub(crate) fn cached_thread_token() -> u64 {
 /// time; 0 when it cannot be read.
 #[cold]
 pub(crate) fn thread_token() -> u64 {
+    // First: the first call installs the fork handler that clears the cache.
     let tid = current_tid();
-    if START.get() == 0 && !NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
-        START.set(proc_stat(tid).map_or(0, |s| s.1 as u32));
+    if NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+        return 0;
     }
-    let token = token(tid, START.get());
-    if !NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
-        TOKEN.set(token);
+    if TOKEN.get() == 0 {
+        TOKEN.set(token(tid, proc_stat(tid).map_or(0, |s| s.1 as u32)));
     }
-    token
+    TOKEN.get()
 }
 
 fn token(tid: u32, start: u32) -> u64 {
@@ -285,7 +284,6 @@ fn cache_tid() -> u32 {
     AT_FORK.call_once(|| {
         extern "C" fn clear_in_child() {
             TID.set(0);
-            START.set(0);
             TOKEN.set(0);
         }
         // Without the handler a forked child would compare a stale id.
