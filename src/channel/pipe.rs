@@ -868,6 +868,13 @@ impl<D: Direction> Connection<D> {
     }
 }
 
+// The blocking and `try_` forms of `send`, `recv` and their byte twins are
+// `#[inline]`: their common case is a few dozen instructions (the rest is
+// out of line), and a call around it cost a sender eight more stores a
+// message (register saves, the result), which is what a sender's speed
+// depends on while its receiver polls the line it writes. Measured,
+// 64-byte stream, alternated builds: 131-141 -> 89-124 ns a message in
+// the slow cross-core state; one thread: receive 15 -> 12 ns.
 impl<D: CanSend> Connection<D> {
     /// Sends a message, waiting for room.
     ///
@@ -889,6 +896,7 @@ impl<D: CanSend> Connection<D> {
     /// assert_eq!(b.recv::<Plain<[f64; 4]>>().unwrap().0, [1.5; 4]);
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn send<T: Message>(&self, msg: &T) -> Result<(), SendError<()>> {
         self.end.send_msg(msg, Wait::Forever).map_err(blocking_send)
     }
@@ -911,6 +919,7 @@ impl<D: CanSend> Connection<D> {
     /// assert!(a.try_send(&kib).unwrap_err().is_full());
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn try_send<T: Message>(&self, msg: &T) -> Result<(), TrySendError<()>> {
         self.end.send_msg(msg, Wait::Now).map_err(try_send)
     }
@@ -955,6 +964,7 @@ impl<D: CanSend> Connection<D> {
     /// assert_eq!(b.recv_bytes().unwrap(), b"ab");
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), SendError<()>> {
         self.end.send_bytes(bytes, Wait::Forever).map_err(blocking_send)
     }
@@ -975,6 +985,7 @@ impl<D: CanSend> Connection<D> {
     /// assert_eq!(b.recv_bytes().unwrap(), b"x");
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn try_send_bytes(&self, bytes: &[u8]) -> Result<(), TrySendError<()>> {
         self.end.send_bytes(bytes, Wait::Now).map_err(try_send)
     }
@@ -1106,6 +1117,7 @@ impl<D: CanRecv> Connection<D> {
     /// assert_eq!(b.recv::<u64>(), Err(RecvError::Disconnected));
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn recv<T: Message>(&self) -> Result<T, RecvError> {
         self.end.recv_msg(Wait::Forever).map_err(blocking_recv)
     }
@@ -1127,6 +1139,7 @@ impl<D: CanRecv> Connection<D> {
     /// assert_eq!(b.try_recv::<u8>(), Ok(3));
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn try_recv<T: Message>(&self) -> Result<T, TryRecvError> {
         self.end.recv_msg(Wait::Now).map_err(try_recv)
     }
@@ -1168,6 +1181,7 @@ impl<D: CanRecv> Connection<D> {
     /// assert_eq!(b.recv_bytes().unwrap(), [1]); // postcard's encoding of 1u8
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         self.end.recv_bytes(Wait::Forever).map_err(blocking_recv)
     }
@@ -1189,6 +1203,7 @@ impl<D: CanRecv> Connection<D> {
     /// assert_eq!(b.try_recv_bytes().unwrap(), b"x");
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
         self.end.recv_bytes(Wait::Now).map_err(try_recv)
     }
@@ -1239,6 +1254,7 @@ impl<D: CanRecv> Connection<D> {
     /// assert_eq!(&buf[..2], b"hi");
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvIntoError> {
         match self.end.recv_into(buf, Wait::Forever) {
             Ok(got) => got.map_err(RecvIntoError::BufferTooShort),
@@ -1269,6 +1285,7 @@ impl<D: CanRecv> Connection<D> {
     /// assert_eq!(&buf[..2], b"hi");
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
+    #[inline]
     pub fn try_recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, TryRecvIntoError> {
         match self.end.recv_into(buf, Wait::Now) {
             Ok(got) => got.map_err(TryRecvIntoError::BufferTooShort),
