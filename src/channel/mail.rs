@@ -135,7 +135,7 @@ fn seq(header: u64) -> Option<u64> {
 impl<'a> Mailbox<'a> {
     /// Ring `i`'s view of `line`, with its `idle` word.
     pub(crate) fn new(line: &'a MailLine, i: usize, idle: &'a AtomicU64) -> Mailbox<'a> {
-        Mailbox { mine: &line[i], other: &line[1 - i], idle }
+        Mailbox { mine: &line[i & 1], other: &line[(i & 1) ^ 1], idle }
     }
 
     /// Whether a message that consumers have not taken waits in the slot (a
