@@ -876,8 +876,10 @@ impl<D: Direction> Connection<D> {
 // out of line), and a call around it cost a sender eight more stores a
 // message (register saves, the result), which is what a sender's speed
 // depends on while its receiver polls the line it writes. Measured,
-// 64-byte stream, alternated builds: 131-141 -> 89-124 ns a message in
-// the slow cross-core state; one thread: receive 15 -> 12 ns.
+// 64-byte stream, alternated builds: faster in each of five pairs in the
+// slow cross-core state (141-143 -> 122-123 ns a message, for one), 31 ->
+// 29-30 ns in the fast one; one thread: receive 15 -> 12 ns (figures in
+// benches/README.md, session 8).
 impl<D: CanSend> Connection<D> {
     /// Sends a message, waiting for room.
     ///
