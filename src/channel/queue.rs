@@ -353,7 +353,7 @@ impl<T: Message, F: Flavor> Core<T, F> {
     /// (a biased side, a message that fits or waits now) inline, the rest
     /// out of line. Measured, 64-byte `Plain`: one thread, put 19 -> 7.5 ns
     /// and get 25 -> 15 ns; a one-to-one stream between two processes,
-    /// alternated builds, 179-363 -> 94-101 ns a message in the slow
+    /// alternated builds, 179-363 -> 94-102 ns a message in the slow
     /// cross-core state (benches/README.md, session 8).
     #[inline]
     pub(crate) fn put(&self, value: T, how: Wait) -> Result<(), SendTimeoutError<T>> {
