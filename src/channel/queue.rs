@@ -417,12 +417,37 @@ impl<T: Message, F: Flavor> Core<T, F> {
         }
     }
 
+    /// See [`put`](Self::put). Measured, 64-byte messages: one thread, put
+    /// 18-20 -> 10.4 ns, get (a `Vec` each) 41-45 -> 22 ns; one-to-one
+    /// stream between two processes, alternated builds, slow state:
+    /// 134-141 -> 69-78 ns a message.
+    #[inline]
     pub(crate) fn put_bytes(&self, bytes: &[u8], how: Wait) -> Result<(), SendTimeoutError<()>> {
+        if self.ring().send_fast(bytes) {
+            return Ok(());
+        }
+        self.put_bytes_slow(bytes, how)
+    }
+
+    #[inline(never)]
+    fn put_bytes_slow(&self, bytes: &[u8], how: Wait) -> Result<(), SendTimeoutError<()>> {
         let (deadline, try_only) = how.parts();
         self.ring().send(bytes, deadline, try_only, &|_: bool| false).map_err(|s| send_error(s, ()))
     }
 
+    /// See [`get`](Self::get).
+    #[inline]
     pub(crate) fn get_bytes(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
+        if !matches!(how, Wait::Now)
+            && let Some(msg) = self.ring().recv_fast(&mut <[u8]>::to_vec)
+        {
+            return Ok(msg);
+        }
+        self.get_bytes_slow(how)
+    }
+
+    #[inline(never)]
+    fn get_bytes_slow(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
         let (deadline, try_only) = how.parts();
         let mut out = Vec::new();
         let gone = |probe: bool| self.shared.others_gone(probe);
@@ -825,6 +850,7 @@ macro_rules! queue_type {
             /// # Errors
             ///
             /// As [`put`](Self::put).
+            #[inline]
             pub fn put_bytes(&self, bytes: &[u8]) -> Result<(), SendError<()>> {
                 self.core.put_bytes(bytes, Wait::Forever).map_err(blocking_send)
             }
@@ -834,6 +860,7 @@ macro_rules! queue_type {
             /// # Errors
             ///
             /// [`TrySendError::Full`], otherwise as [`put`](Self::put).
+            #[inline]
             pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<(), TrySendError<()>> {
                 self.core.put_bytes(bytes, Wait::Now).map_err(try_send)
             }
@@ -853,6 +880,7 @@ macro_rules! queue_type {
             /// # Errors
             ///
             /// As [`get`](Self::get).
+            #[inline]
             pub fn get_bytes(&self) -> Result<Vec<u8>, RecvError> {
                 self.core.get_bytes(Wait::Forever).map_err(blocking_recv)
             }
@@ -862,6 +890,7 @@ macro_rules! queue_type {
             /// # Errors
             ///
             /// [`TryRecvError::Empty`], otherwise as [`get`](Self::get).
+            #[inline]
             pub fn try_get_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
                 self.core.get_bytes(Wait::Now).map_err(try_recv)
             }
