@@ -7,6 +7,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::err::{Failure, RecvTimeoutError};
+
 /// A value that can travel through a channel.
 ///
 /// Implemented for every `Serialize + DeserializeOwned` type and for
@@ -118,5 +120,40 @@ impl<T: bytemuck::Pod> Message for Plain<T> {
 
     fn as_bytes(&self) -> Option<&[u8]> {
         Some(bytemuck::bytes_of(&self.0))
+    }
+}
+
+/// What a typed receive decoded, filled in by the `read` its ring calls: a
+/// value, or why the bytes were not one. Both `Connection::recv` and
+/// `Queue::get` decode into a local rather than return through the layers
+/// below: moving a value out through nested `Result`s copies it at every
+/// level, each copy stalled on the one before (and an `Option<Result<T, _>>`
+/// here cost three 64-byte copies more per message than these two
+/// `Option`s).
+pub(crate) struct Decoded<T> {
+    value: Option<T>,
+    failed: Option<String>,
+}
+
+impl<T: Message> Decoded<T> {
+    pub(crate) fn new() -> Self {
+        Decoded { value: None, failed: None }
+    }
+
+    #[inline]
+    pub(crate) fn read(&mut self, bytes: &[u8]) {
+        match T::decode(bytes) {
+            Ok(v) => self.value = Some(v),
+            Err(e) => self.failed = Some(e),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn finish(self) -> Result<T, RecvTimeoutError> {
+        match (self.value, self.failed) {
+            (Some(v), _) => Ok(v),
+            (None, Some(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
+            (None, None) => unreachable!("a ring calls `read` whenever its receive succeeds"),
+        }
     }
 }

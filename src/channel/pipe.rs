@@ -91,7 +91,7 @@ use super::err::{
     TryRecvError, TryRecvIntoError, TrySendError,
 };
 use super::mail::{MailLine, Mailbox};
-use super::message::Message;
+use super::message::{Decoded, Message};
 use super::peers::{self, Hold};
 use super::queue::{
     DEFAULT_CAPACITY, ReadView, Wait, WriteSlot, blocking_recv, blocking_send, check_capacity, recv_error,
@@ -172,40 +172,6 @@ fn fill(buf: &mut [u8], msg: &[u8]) -> Result<usize, Vec<u8>> {
             Ok(msg.len())
         }
         None => Err(msg.to_vec()),
-    }
-}
-
-/// What a typed receive decoded, filled in by the `read` its ring calls: a
-/// value, or why the bytes were not one. Decoded into locals (as
-/// `Queue::get` does) rather than returned through the layers below: moving
-/// a value out through nested `Result`s copies it at every level, each copy
-/// stalled on the one before (and an `Option<Result<T, _>>` here cost three
-/// 64-byte copies more per message than these two `Option`s).
-struct Decoded<T> {
-    value: Option<T>,
-    failed: Option<String>,
-}
-
-impl<T: Message> Decoded<T> {
-    fn new() -> Self {
-        Decoded { value: None, failed: None }
-    }
-
-    #[inline]
-    fn read(&mut self, bytes: &[u8]) {
-        match T::decode(bytes) {
-            Ok(v) => self.value = Some(v),
-            Err(e) => self.failed = Some(e),
-        }
-    }
-
-    #[inline]
-    fn finish(self) -> Result<T, RecvTimeoutError> {
-        match (self.value, self.failed) {
-            (Some(v), _) => Ok(v),
-            (None, Some(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
-            (None, None) => unreachable!("a ring calls `read` whenever its receive succeeds"),
-        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::err::{Failure, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
-use super::message::Message;
+use super::message::{Decoded, Message};
 use super::peers::{self, Hold};
 use super::ring::{self, Line, Ring, RingCtrl, Stop};
 use crate::segment::header::Kind;
@@ -385,14 +385,11 @@ impl<T: Message, F: Flavor> Core<T, F> {
     /// empty? then take) and goes the general way.
     #[inline]
     pub(crate) fn get(&self, how: Wait) -> Result<T, RecvTimeoutError> {
-        // Decoded into a local: see `Connection::recv`'s `recv_msg`.
-        let mut decoded = None;
-        if matches!(how, Wait::Now)
-            || self.ring().recv_fast(&mut |bytes: &[u8]| decoded = Some(T::decode(bytes))).is_none()
-        {
+        let mut out = Decoded::new();
+        if matches!(how, Wait::Now) || self.ring().recv_fast(&mut |bytes: &[u8]| out.read(bytes)).is_none() {
             return self.get_slow(how);
         }
-        Self::decoded(decoded)
+        out.finish()
     }
 
     #[inline(never)]
@@ -402,19 +399,9 @@ impl<T: Message, F: Flavor> Core<T, F> {
         // Only a message streamed in parts is assembled here: most are
         // decoded in place, so this allocates nothing for them.
         let mut parts = Vec::new();
-        let mut decoded = None;
-        let read = |bytes: &[u8]| decoded = Some(T::decode(bytes));
-        self.ring().recv_with(&mut parts, deadline, try_only, &gone, read).map_err(recv_error)?;
-        Self::decoded(decoded)
-    }
-
-    #[inline]
-    fn decoded(decoded: Option<Result<T, String>>) -> Result<T, RecvTimeoutError> {
-        match decoded {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
-            None => unreachable!("recv_with calls `read` whenever it succeeds"),
-        }
+        let mut out = Decoded::new();
+        self.ring().recv_with(&mut parts, deadline, try_only, &gone, |bytes| out.read(bytes)).map_err(recv_error)?;
+        out.finish()
     }
 
     /// See [`put`](Self::put). Measured, 64-byte messages: one thread, put
