@@ -753,6 +753,9 @@ impl<'a> Ring<'a> {
         try_only: bool,
         readers_gone: Gone<'_>,
     ) -> Result<(), Stop> {
+        // Encoded (serde) messages reach here without having tried it; for
+        // raw ones, whose callers tried it inline, this repeats one failed
+        // check on a path that is about to wait or take the mutex.
         if self.send_fast(msg) {
             return Ok(());
         }
