@@ -352,9 +352,10 @@ impl<T: Message, F: Flavor> Core<T, F> {
     /// As `Connection`'s `send` and `recv` (see there): the common case
     /// (a biased side, a message that fits or waits now) inline, the rest
     /// out of line. Measured, 64-byte `Plain`: one thread, put 19 -> 7.5 ns
-    /// and get 25 -> 15 ns (8.5 ns decoding through `Decoded`); a one-to-one stream between two processes,
-    /// alternated builds, 179-363 -> 94-102 ns a message in the slow
-    /// cross-core state (benches/README.md, session 8).
+    /// and get 25 -> 15 ns (8.5 ns decoding through `Decoded`); a
+    /// one-to-one stream between two processes, alternated builds, 179-363
+    /// -> 94-102 ns a message in the slow cross-core state
+    /// (benches/README.md, session 8).
     #[inline]
     pub(crate) fn put(&self, value: T, how: Wait) -> Result<(), SendTimeoutError<T>> {
         if let Some(bytes) = value.as_bytes()
