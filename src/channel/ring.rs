@@ -798,7 +798,7 @@ impl<'a> Ring<'a> {
         if msg.len() > self.max_chunk() {
             return false;
         }
-        let Ok(Some(_inside)) = self.ctrl.send.enter_biased_with(self.fence) else { return false };
+        let Some(_inside) = self.ctrl.send.enter_biased_quick(self.fence) else { return false };
         let tail = self.prod().tail.load(Ordering::Relaxed);
         if tail % 8 != 0 || self.is_closed() {
             return false;
@@ -1063,14 +1063,18 @@ impl<'a> Ring<'a> {
     /// [`peek`](Self::peek)s it and reports what is wrong.
     #[inline(always)]
     pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
-        let _inside = self.ctrl.recv.enter_biased_with(self.fence).ok()??;
+        let _inside = self.ctrl.recv.enter_biased_quick(self.fence)?;
         let head = self.cons().head.load(Ordering::Relaxed);
         if head % 8 != 0 {
             return None;
         }
         // The ring's header before the mailbox (see "Order" in `mail`).
         let word = self.word(head).load(Ordering::Acquire);
-        if let Some(r) = self.mail_take(|msg| read(msg)).ok()? {
+        let mail = match self.mail {
+            Some(mail) => mail.take_quick(&self.cons().mail_taken, |msg| read(msg), || self.count_delivered()),
+            None => Ok(None),
+        };
+        if let Some(r) = mail.ok()? {
             return Some(r);
         }
         let len = word & 0xffff_ffff;

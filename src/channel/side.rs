@@ -204,21 +204,39 @@ impl Side {
     pub(crate) fn enter_biased_with(&self, fence: wait::WakerFence) -> Result<Option<Entered<'_>>, Stop> {
         let b = &self.bias.0;
         let me = cached_thread_token();
-        if me == 0 || b.owner.load(Ordering::Relaxed) != me {
-            return Ok(None);
-        }
-        if b.busy.load(Ordering::Relaxed) != 0 {
-            // Only this thread sets it: it is inside already.
+        // Only this thread sets `busy` while it owns the bias: it is inside
+        // already.
+        if me != 0 && b.owner.load(Ordering::Relaxed) == me && b.busy.load(Ordering::Relaxed) != 0 {
             return Err(nested());
+        }
+        Ok(self.enter_biased_quick(fence))
+    }
+
+    /// [`enter_biased_with`](Self::enter_biased_with) for the inline common
+    /// cases of sends and receives, which go the general way for anything
+    /// but `Some`: `None` also when this thread is inside already (the
+    /// general way reports that). Building that error inline cost the
+    /// paths that inline this registers and stack spills; with this and
+    /// [`Mailbox::take_quick`](super::mail::Mailbox::take_quick), a 64-byte
+    /// `Plain` receive went from 167 to 154 instructions and 33 to 26
+    /// stores (callgrind), and one thread's send + receive from 9.2–11.1 +
+    /// 16.4–17.8 ns to 8.1–8.7 + 13.6–14.2 ns (alternated builds, session
+    /// 9).
+    #[inline(always)]
+    pub(crate) fn enter_biased_quick(&self, fence: wait::WakerFence) -> Option<Entered<'_>> {
+        let b = &self.bias.0;
+        let me = cached_thread_token();
+        if me == 0 || b.owner.load(Ordering::Relaxed) != me || b.busy.load(Ordering::Relaxed) != 0 {
+            return None;
         }
         b.busy.store(1, Ordering::Relaxed);
         // The owner's half of the pattern in the module docs.
         fence.fence();
         if b.revoke.load(Ordering::Acquire) == 0 && b.owner.load(Ordering::Relaxed) == me {
-            return Ok(Some(Entered { side: self, biased: true, _thread: PhantomData }));
+            return Some(Entered { side: self, biased: true, _thread: PhantomData });
         }
         b.busy.store(0, Ordering::Release);
-        Ok(None)
+        None
     }
 
     #[cold]
