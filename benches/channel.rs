@@ -20,17 +20,19 @@
 //!   `try_get`/`try_recv` (`_spin`) and with the plain blocking `get`/`recv`
 //!   (`_block`: a short spin, then a futex sleep).
 //! - `tput_64B`: a one-way stream of 64-byte messages; time per message,
-//!   measured in the consuming parent from "go" to the last message. Floor:
-//!   a bare lock-free SPSC ring of 64-byte slots in shared memory
-//!   (`spsc_ring`). Peers: `UnixStream` (one `write_all` and one
+//!   measured in the consuming parent from "go" to the last message.
+//!   Floors: a bare lock-free SPSC ring of 64-byte slots in shared memory
+//!   (`spsc_ring`), and a bare ring of length-prefixed records in the format
+//!   of ours, with nothing else (`raw_records`). Peers: `UnixStream` (one `write_all` and one
 //!   `read_exact` per message), `ipc-channel`. Ours: a one-way `Pipe` and a
 //!   `Queue` with one and with two producer processes, each with typed
 //!   `Plain<[u8; 64]>` messages (`_plain`: raw bytes, no encoding) and with
 //!   `put_bytes`/`get_bytes`, `send_bytes`/`recv_bytes` (`_bytes`: a `Vec`
 //!   per received message); the pipe also with `recv_bytes_into` a buffer
 //!   (`_bytes_into`). All rings (and the SPSC floor) are 256 KiB.
-//! - `msg_1MiB`: a one-way stream of 1 MiB messages. Floor: a single-core
-//!   `memcpy` of 1 MiB. Peer: `UnixStream` (`write_all`/`read_exact`, default
+//! - `msg_1MiB`: a one-way stream of 1 MiB messages. Floors: a single-core
+//!   `memcpy` of 1 MiB, and four 1 MiB slots in shared memory that one
+//!   process copies into and the other folds in place (`raw_handoff`). Peer: `UnixStream` (`write_all`/`read_exact`, default
 //!   socket buffers). Ours, on 4 MiB rings: the zero-copy form (`reserve`,
 //!   fill, `commit`; `get_in_place`/`recv_in_place`), the queue's
 //!   `put_bytes`/`get_bytes` and the pipe's `send_bytes`/`recv_bytes_into`.
@@ -425,7 +427,8 @@ fn groups() -> Vec<(&'static str, Option<Throughput>, Vec<Bench>)> {
             "tput_64B",
             Some(Throughput::Elements(1)),
             vec![
-                bench("tput_64B/spsc_ring", tput_spsc),
+                bench("tput_64B/spsc_ring", |n| tput_floor(Spsc::new(), n)),
+                bench("tput_64B/raw_records", |n| tput_floor(Records::new(), n)),
                 bench("tput_64B/pipe_plain", |n| tput_pipe(How::Plain, n)),
                 bench("tput_64B/pipe_bytes", |n| tput_pipe(How::Bytes, n)),
                 bench("tput_64B/pipe_bytes_into", |n| tput_pipe(How::BytesInto, n)),
@@ -442,6 +445,7 @@ fn groups() -> Vec<(&'static str, Option<Throughput>, Vec<Bench>)> {
             Some(Throughput::BytesDecimal(MIB as u64)),
             vec![
                 bench("msg_1MiB/memcpy", big_memcpy),
+                bench("msg_1MiB/raw_handoff", big_raw_handoff),
                 bench("msg_1MiB/queue_zero_copy", |n| big_queue(How::ZeroCopy, n)),
                 bench("msg_1MiB/pipe_zero_copy", |n| big_pipe(How::ZeroCopy, n)),
                 bench("msg_1MiB/queue_bytes", |n| big_queue(How::Bytes, n)),
@@ -626,12 +630,19 @@ fn pipe_echo((conn, iters, spin): (Connection, u64, bool)) {
 
 // ----- one-way throughput, 64-byte messages -----
 
-fn tput_spsc(iters: u64) -> Duration {
-    let ring = Spsc::new();
+/// A bare ring in shared memory, the floor of the one-way stream.
+trait Floor {
+    /// Writes the messages `0..n` (in the forked producer).
+    fn produce(&self, n: u64);
+    /// Reads `n` messages; returns the sum of their sequence numbers.
+    fn consume(&self, n: u64) -> u64;
+}
+
+fn tput_floor(ring: impl Floor, iters: u64) -> Duration {
     let go = Go::new();
     let child = fork(|| {
         go.wait();
-        ring.produce(0, iters);
+        ring.produce(iters);
     });
     go.set();
     let start = Instant::now();
@@ -786,12 +797,14 @@ impl Spsc {
         // inside the mapping of SPSC_DATA + RING bytes.
         unsafe { self.shm.ptr.add(SPSC_DATA).cast::<M64>().add((pos % SPSC_SLOTS) as usize) }
     }
+}
 
-    fn produce(&self, first: u64, n: u64) {
+impl Floor for Spsc {
+    fn produce(&self, n: u64) {
         let (head, tail) = (self.head(), self.tail());
         let mut t = tail.load(Ordering::Relaxed);
         let mut h = head.load(Ordering::Acquire);
-        for s in first..first + n {
+        for s in 0..n {
             if t - h == SPSC_SLOTS {
                 spin_until(|| {
                     h = head.load(Ordering::Acquire);
@@ -830,6 +843,112 @@ impl Spsc {
     }
 }
 
+/// A second floor for the 64-byte stream: a bare ring of records in the
+/// format of multiproc's rings, with nothing else: an 8-byte header (the
+/// length, and the lap so that a header left from an earlier lap never
+/// passes for a new one), the payload, the next record's header zeroed
+/// before this one is published, a padding record where a record does not
+/// fit before the end of the buffer. No locks, no checks of what the other
+/// side wrote, no wake-ups, no counters. The consumer polls the header of
+/// the next record, as ours does, and publishes its `head` for every
+/// record; the producer reads `head` only when its cached copy says the
+/// ring is full. Against `spsc_ring` this is what variable-length records
+/// cost; against it, the `Pipe` shows what the rest of its path costs.
+struct Records {
+    shm: Shm,
+}
+
+/// A header and a 64-byte payload.
+const RECORD: u64 = 72;
+/// The header of a padding record (no record header is ever this).
+const PAD_HEADER: u64 = u64::MAX;
+
+impl Records {
+    fn new() -> Records {
+        Records { shm: Shm::new(SPSC_DATA + RING) }
+    }
+
+    fn head(&self) -> &AtomicU64 {
+        self.shm.u64_at(0)
+    }
+
+    /// The header word at ring position `pos` (a multiple of 8).
+    fn word(&self, pos: u64) -> &AtomicU64 {
+        self.shm.u64_at(SPSC_DATA + (pos % RING as u64) as usize)
+    }
+
+    fn payload(&self, pos: u64) -> *mut M64 {
+        let at = SPSC_DATA + (pos % RING as u64) as usize + 8;
+        assert!(at + 64 <= self.shm.len, "a record never crosses the end of the buffer");
+        // SAFETY: in bounds (checked just above).
+        unsafe { self.shm.ptr.add(at).cast::<M64>() }
+    }
+
+    /// The header of the record at `pos`: 64 bytes, lap (never 0).
+    fn header(pos: u64) -> u64 {
+        64 | (pos / RING as u64 + 1) << 32
+    }
+}
+
+impl Floor for Records {
+    fn produce(&self, n: u64) {
+        let cap = RING as u64;
+        let head = self.head();
+        let (mut tail, mut h) = (0u64, 0u64);
+        for s in 0..n {
+            let to_end = cap - tail % cap;
+            // The record, the padding in front of it if any, and the next
+            // header, which is zeroed.
+            let need = if RECORD <= to_end { RECORD + 8 } else { to_end + RECORD + 8 };
+            if cap - (tail - h) < need {
+                spin_until(|| {
+                    h = head.load(Ordering::Acquire);
+                    cap - (tail - h) >= need
+                });
+            }
+            if RECORD > to_end {
+                self.word(tail + to_end).store(0, Ordering::Relaxed);
+                self.word(tail).store(PAD_HEADER, Ordering::Release);
+                tail += to_end;
+            }
+            // SAFETY: the record's bytes are free (the consumer's head is
+            // past them) and only this producer writes free bytes.
+            unsafe { self.payload(tail).write(msg64(s)) };
+            self.word(tail + RECORD).store(0, Ordering::Relaxed);
+            self.word(tail).store(Self::header(tail), Ordering::Release);
+            tail += RECORD;
+        }
+    }
+
+    fn consume(&self, n: u64) -> u64 {
+        let cap = RING as u64;
+        let head = self.head();
+        let (mut h, mut sum, mut got) = (0u64, 0u64, 0u64);
+        while got < n {
+            let mut w = self.word(h).load(Ordering::Acquire);
+            if w != Self::header(h) && w != PAD_HEADER {
+                spin_until(|| {
+                    w = self.word(h).load(Ordering::Acquire);
+                    w == Self::header(h) || w == PAD_HEADER
+                });
+            }
+            if w == PAD_HEADER {
+                h += cap - h % cap;
+            } else {
+                // SAFETY: the header (acquire) says the producer finished
+                // the record, which it does not touch again until `head`
+                // is past it.
+                let m = unsafe { self.payload(h).read() };
+                sum = sum.wrapping_add(seq_of(black_box(&m)));
+                h += RECORD;
+                got += 1;
+            }
+            head.store(h, Ordering::Release);
+        }
+        sum
+    }
+}
+
 // ----- 1 MiB messages -----
 
 fn big_memcpy(iters: u64) -> Duration {
@@ -842,6 +961,56 @@ fn big_memcpy(iters: u64) -> Duration {
         black_box(&mut dst);
     }
     start.elapsed()
+}
+
+/// The floor of the zero-copy 1 MiB stream: the channels' 4 MiB as four
+/// 1 MiB slots in shared memory, with nothing else. The producer copies its
+/// source into the next free slot and publishes it; the consumer folds it
+/// in place and releases it. What moving 1 MiB from one core to the other
+/// costs on this machine, which `memcpy` on one core does not show.
+fn big_raw_handoff(iters: u64) -> Duration {
+    const SLOTS: u64 = (BIG_RING / MIB) as u64;
+    let shm = Shm::new(4096 + BIG_RING);
+    let (head, tail) = (shm.u64_at(0), shm.u64_at(128));
+    let slot = |s: u64| {
+        let at = 4096 + (s % SLOTS) as usize * MIB;
+        assert!(at + MIB <= shm.len);
+        // SAFETY: in bounds (checked just above).
+        unsafe { shm.ptr.add(at) }
+    };
+    // SAFETY: the whole mapping, ours alone until the fork: its pages are
+    // faulted in before the clock starts.
+    unsafe { std::ptr::write_bytes(shm.ptr, 0, shm.len) };
+    let go = Go::new();
+    let child = fork(|| {
+        let mut src = vec![0x5au8; MIB];
+        go.wait();
+        for s in 0..iters {
+            spin_until(|| s - head.load(Ordering::Acquire) < SLOTS);
+            src[..8].copy_from_slice(&s.to_le_bytes());
+            // SAFETY: the slot is free (the consumer released it) and only
+            // this producer writes free slots.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), slot(s), MIB) };
+            tail.store(s + 1, Ordering::Release);
+        }
+    });
+    let (mut sum, mut acc) = (0u64, 0u64);
+    go.set();
+    let start = Instant::now();
+    for s in 0..iters {
+        spin_until(|| tail.load(Ordering::Acquire) > s);
+        // SAFETY: published by the producer's release of `tail` (acquired
+        // above); it is not written again until `head` passes it.
+        let v = unsafe { std::slice::from_raw_parts(slot(s), MIB) };
+        acc ^= fold(v);
+        sum = sum.wrapping_add(seq_of(v));
+        head.store(s + 1, Ordering::Release);
+    }
+    let t = start.elapsed();
+    black_box(acc);
+    child.join();
+    assert_eq!(sum, seq_sum(iters));
+    t
 }
 
 fn big_unix_stream(iters: u64) -> Duration {
@@ -961,7 +1130,7 @@ fn big_pipe_produce((tx, go, n, how): (Connection<SendOnly>, Event, u64, How)) {
 type Row = (&'static str, &'static str, &'static str, Option<(bool, f64)>);
 
 /// The ratios the targets of issue 3 are stated in (and a few more).
-const ROWS: [Row; 20] = [
+const ROWS: [Row; 24] = [
     ("Pipe RTT spinning / raw cache-line", "rtt_8B/pipe_spin", "rtt_8B/raw_cacheline", Some((true, 2.0))),
     // The same target for a blocking `recv` whose reply comes within its
     // spin window ("receiver spinning or within its spin window").
@@ -977,6 +1146,9 @@ const ROWS: [Row; 20] = [
     ("Pipe 64 B plain msg/s / SPSC ring", "tput_64B/pipe_plain", "tput_64B/spsc_ring", Some((false, 0.5))),
     ("Pipe 64 B bytes msg/s / SPSC ring", "tput_64B/pipe_bytes", "tput_64B/spsc_ring", Some((false, 0.5))),
     ("Pipe 64 B bytes_into msg/s / SPSC", "tput_64B/pipe_bytes_into", "tput_64B/spsc_ring", Some((false, 0.5))),
+    // What the record format costs, and what the rest of the pipe's path.
+    ("raw records msg/s / SPSC ring", "tput_64B/raw_records", "tput_64B/spsc_ring", None),
+    ("Pipe 64 B plain msg/s / raw records", "tput_64B/pipe_plain", "tput_64B/raw_records", None),
     ("Queue 1->1 plain msg/s / UnixStream", "tput_64B/queue_1to1_plain", "tput_64B/unix_stream", Some((false, 3.0))),
     ("Queue 1->1 bytes msg/s / UnixStream", "tput_64B/queue_1to1_bytes", "tput_64B/unix_stream", Some((false, 3.0))),
     ("Queue 2->1 plain msg/s / UnixStream", "tput_64B/queue_2to1_plain", "tput_64B/unix_stream", None),
@@ -984,6 +1156,9 @@ const ROWS: [Row; 20] = [
     ("Queue 1 MiB zero-copy GB/s / memcpy", "msg_1MiB/queue_zero_copy", "msg_1MiB/memcpy", Some((false, 0.8))),
     ("Pipe 1 MiB zero-copy GB/s / memcpy", "msg_1MiB/pipe_zero_copy", "msg_1MiB/memcpy", Some((false, 0.8))),
     ("UnixStream 1 MiB GB/s / memcpy", "msg_1MiB/unix_stream", "msg_1MiB/memcpy", None),
+    // What moving 1 MiB between the cores costs, and how close ours is.
+    ("raw handoff 1 MiB GB/s / memcpy", "msg_1MiB/raw_handoff", "msg_1MiB/memcpy", None),
+    ("Pipe 1 MiB zero-copy / raw handoff", "msg_1MiB/pipe_zero_copy", "msg_1MiB/raw_handoff", None),
 ];
 
 /// Rounds of the paired measurement, and the time each side runs per round.
