@@ -257,54 +257,6 @@ impl From<RecvError> for RecvTimeoutError {
     }
 }
 
-/// The error type of one form of typed receive (blocking, `try_`, timed),
-/// so that a receive builds its result in the form it returns rather than
-/// converting it on the way out (which moves the value).
-pub(crate) trait RecvForm: Sized {
-    /// Stands for "nothing decoded yet"; a successful receive replaces it.
-    const UNREAD: Self;
-
-    /// This form of the general error.
-    fn from_general(e: RecvTimeoutError) -> Self;
-}
-
-impl RecvForm for RecvTimeoutError {
-    const UNREAD: Self = RecvTimeoutError::Timeout;
-
-    #[inline]
-    fn from_general(e: RecvTimeoutError) -> Self {
-        e
-    }
-}
-
-impl RecvForm for TryRecvError {
-    const UNREAD: Self = TryRecvError::Empty;
-
-    #[inline]
-    fn from_general(e: RecvTimeoutError) -> Self {
-        match e {
-            RecvTimeoutError::Timeout => TryRecvError::Empty,
-            RecvTimeoutError::Closed => TryRecvError::Closed,
-            RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
-            RecvTimeoutError::Failed(f) => TryRecvError::Failed(f),
-        }
-    }
-}
-
-impl RecvForm for RecvError {
-    const UNREAD: Self = RecvError::Disconnected;
-
-    #[inline]
-    fn from_general(e: RecvTimeoutError) -> Self {
-        match e {
-            RecvTimeoutError::Closed => RecvError::Closed,
-            RecvTimeoutError::Disconnected => RecvError::Disconnected,
-            RecvTimeoutError::Failed(f) => RecvError::Failed(f),
-            RecvTimeoutError::Timeout => RecvError::Failed(Failure::Corrupt("timed out without a deadline".into())),
-        }
-    }
-}
-
 macro_rules! recv_into_error {
     (
         $(#[$doc:meta])* $name:ident from $base:ident $(, $narrow:ident)?

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::err::{Failure, RecvForm, RecvTimeoutError};
+use super::err::{Failure, RecvTimeoutError};
 
 /// A value that can travel through a channel.
 ///
@@ -34,19 +34,6 @@ pub trait Message: Sized {
     /// (they are then written to the channel directly).
     fn as_bytes(&self) -> Option<&[u8]> {
         None
-    }
-
-    /// Decodes one message into `out`, replacing what is there:
-    /// [`decode`](Self::decode) and a move, unless a type does better
-    /// ([`Plain`] reads its bytes straight into `out`).
-    ///
-    /// # Errors
-    ///
-    /// As [`decode`](Self::decode); `out` is then left as it was.
-    #[inline]
-    fn decode_into<E>(bytes: &[u8], out: &mut Result<Self, E>) -> Result<(), String> {
-        *out = Ok(Self::decode(bytes)?);
-        Ok(())
     }
 }
 
@@ -134,50 +121,39 @@ impl<T: bytemuck::Pod> Message for Plain<T> {
     fn as_bytes(&self) -> Option<&[u8]> {
         Some(bytemuck::bytes_of(&self.0))
     }
-
-    #[inline]
-    fn decode_into<E>(bytes: &[u8], out: &mut Result<Self, E>) -> Result<(), String> {
-        if bytes.len() != std::mem::size_of::<T>() {
-            return Err(wrong_size::<T>(bytes.len()));
-        }
-        *out = Ok(Plain(bytemuck::pod_read_unaligned(bytes)));
-        Ok(())
-    }
 }
 
-/// The result of a typed receive, in the form the receive returns (`E` is
-/// its error type), filled in where the receive ends: by the `read` its
-/// ring calls (the value, or why the bytes were not one) or by its general
-/// path (why there was no message). Both `Connection::recv` and
-/// `Queue::get` return this one local whichever way they went, so that a
-/// [`Plain`] value is copied from the channel into it and from it into the
-/// caller's result, and no more. (Before, it went into an `Option` here,
-/// then through a `Result` of the general error and the conversion to the
-/// caller's: one thread, a 64-byte receive took 11.6 ns, now 10.5 ns; 26
-/// stores, now 23 (callgrind); benches/README.md, session 9.)
-pub(crate) struct Decoded<T, E>(Result<T, E>);
+/// What a typed receive decoded, filled in by the `read` its ring calls: a
+/// value, or why the bytes were not one. Both `Connection::recv` and
+/// `Queue::get` decode into a local rather than return through the layers
+/// below: moving a value out through nested `Result`s copies it at every
+/// level, each copy stalled on the one before (and an `Option<Result<T, _>>`
+/// here cost three 64-byte copies more per message than these two
+/// `Option`s).
+pub(crate) struct Decoded<T> {
+    value: Option<T>,
+    failed: Option<String>,
+}
 
-impl<T: Message, E: RecvForm> Decoded<T, E> {
-    #[inline]
+impl<T: Message> Decoded<T> {
     pub(crate) fn new() -> Self {
-        Decoded(Err(E::UNREAD))
+        Decoded { value: None, failed: None }
     }
 
     #[inline]
     pub(crate) fn read(&mut self, bytes: &[u8]) {
-        if let Err(e) = T::decode_into(bytes, &mut self.0) {
-            self.fail(RecvTimeoutError::Failed(Failure::Decode(e)));
+        match T::decode(bytes) {
+            Ok(v) => self.value = Some(v),
+            Err(e) => self.failed = Some(e),
         }
     }
 
-    /// The receive failed.
-    #[cold]
-    pub(crate) fn fail(&mut self, e: RecvTimeoutError) {
-        self.0 = Err(E::from_general(e));
-    }
-
     #[inline]
-    pub(crate) fn finish(self) -> Result<T, E> {
-        self.0
+    pub(crate) fn finish(self) -> Result<T, RecvTimeoutError> {
+        match (self.value, self.failed) {
+            (Some(v), _) => Ok(v),
+            (None, Some(e)) => Err(RecvTimeoutError::Failed(Failure::Decode(e))),
+            (None, None) => unreachable!("a ring calls `read` whenever its receive succeeds"),
+        }
     }
 }

@@ -87,15 +87,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::err::{
-    Failure, RecvError, RecvForm, RecvIntoError, RecvIntoTimeoutError, RecvTimeoutError, SendError, SendTimeoutError,
+    Failure, RecvError, RecvIntoError, RecvIntoTimeoutError, RecvTimeoutError, SendError, SendTimeoutError,
     TryRecvError, TryRecvIntoError, TrySendError,
 };
 use super::mail::{MailLine, Mailbox};
 use super::message::{Decoded, Message};
 use super::peers::{self, Hold};
 use super::queue::{
-    DEFAULT_CAPACITY, ReadView, Wait, WriteSlot, blocking_send, check_capacity, recv_error, ring_capacity, send_error,
-    try_send, with_scratch,
+    DEFAULT_CAPACITY, ReadView, Wait, WriteSlot, blocking_recv, blocking_send, check_capacity, recv_error,
+    ring_capacity, send_error, try_recv, try_send, with_scratch,
 };
 use super::ring::{Gone, LIVENESS_SLICE, Line, Ring, RingCtrl, Stop};
 use super::select::sealed::Watch;
@@ -432,7 +432,7 @@ impl End {
     }
 
     #[inline]
-    fn recv_msg<T: Message, E: RecvForm>(&self, how: Wait) -> Result<T, E> {
+    fn recv_msg<T: Message>(&self, how: Wait) -> Result<T, RecvTimeoutError> {
         // See `send_msg`. A message that is there is delivered whether or
         // not the peer is still there.
         //
@@ -444,26 +444,24 @@ impl End {
         // from the writer between its stores.
         let mut out = Decoded::new();
         if self.recv_now(how, &mut |bytes| out.read(bytes)).is_none() {
-            self.recv_msg_slow(how, &mut out);
+            return self.recv_msg_slow(how);
         }
         out.finish()
     }
 
-    /// The rest of [`recv_msg`](Self::recv_msg), which it ends in `out`.
     #[inline(never)]
-    fn recv_msg_slow<T: Message, E: RecvForm>(&self, how: Wait, out: &mut Decoded<T, E>) {
+    fn recv_msg_slow<T: Message>(&self, how: Wait) -> Result<T, RecvTimeoutError> {
         let ring = self.recv_ring();
         if matches!(how, Wait::Now) && ring.looks_empty() {
-            return out.fail(recv_error(self.nothing_now(&ring)));
+            return Err(recv_error(self.nothing_now(&ring)));
         }
         // Only a message streamed in parts is assembled here: most are
         // decoded in place, so this allocates nothing for them.
+        let mut out = Decoded::new();
         let mut parts = Vec::new();
-        if let Err(stop) =
-            self.receiving(how, |ring, d, t, gone| ring.recv_with(&mut parts, d, t, gone, |bytes| out.read(bytes)))
-        {
-            out.fail(recv_error(stop));
-        }
+        self.receiving(how, |ring, d, t, gone| ring.recv_with(&mut parts, d, t, gone, |bytes| out.read(bytes)))
+            .map_err(recv_error)?;
+        out.finish()
     }
 
     #[inline]
@@ -1092,7 +1090,7 @@ impl<D: CanRecv> Connection<D> {
     /// ```
     #[inline]
     pub fn recv<T: Message>(&self) -> Result<T, RecvError> {
-        self.end.recv_msg(Wait::Forever)
+        self.end.recv_msg(Wait::Forever).map_err(blocking_recv)
     }
 
     /// Receives one message if one is there now.
@@ -1114,7 +1112,7 @@ impl<D: CanRecv> Connection<D> {
     /// ```
     #[inline]
     pub fn try_recv<T: Message>(&self) -> Result<T, TryRecvError> {
-        self.end.recv_msg(Wait::Now)
+        self.end.recv_msg(Wait::Now).map_err(try_recv)
     }
 
     /// Receives one message, waiting at most `timeout` for it to begin (a
@@ -1156,7 +1154,7 @@ impl<D: CanRecv> Connection<D> {
     /// ```
     #[inline]
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        self.end.recv_bytes(Wait::Forever).map_err(RecvError::from_general)
+        self.end.recv_bytes(Wait::Forever).map_err(blocking_recv)
     }
 
     /// Receives one message as raw bytes if one is there now.
@@ -1178,7 +1176,7 @@ impl<D: CanRecv> Connection<D> {
     /// ```
     #[inline]
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
-        self.end.recv_bytes(Wait::Now).map_err(TryRecvError::from_general)
+        self.end.recv_bytes(Wait::Now).map_err(try_recv)
     }
 
     /// Receives one message as raw bytes, waiting at most `timeout` for it
@@ -1231,7 +1229,7 @@ impl<D: CanRecv> Connection<D> {
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvIntoError> {
         match self.end.recv_into(buf, Wait::Forever) {
             Ok(got) => got.map_err(RecvIntoError::BufferTooShort),
-            Err(e) => Err(RecvError::from_general(e).into()),
+            Err(e) => Err(blocking_recv(e).into()),
         }
     }
 
@@ -1262,7 +1260,7 @@ impl<D: CanRecv> Connection<D> {
     pub fn try_recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, TryRecvIntoError> {
         match self.end.recv_into(buf, Wait::Now) {
             Ok(got) => got.map_err(TryRecvIntoError::BufferTooShort),
-            Err(e) => Err(TryRecvError::from_general(e).into()),
+            Err(e) => Err(try_recv(e).into()),
         }
     }
 
@@ -1312,7 +1310,7 @@ impl<D: CanRecv> Connection<D> {
     /// # Ok::<(), multiproc::ShmError>(())
     /// ```
     pub fn recv_in_place(&self) -> Result<ReadView<'_>, RecvError> {
-        self.end.recv_in_place(Wait::Forever).map_err(RecvError::from_general)
+        self.end.recv_in_place(Wait::Forever).map_err(blocking_recv)
     }
 
     /// Receives one message in place if one is there now (see
@@ -1322,7 +1320,7 @@ impl<D: CanRecv> Connection<D> {
     ///
     /// [`TryRecvError::Empty`], otherwise as [`recv`](Self::recv).
     pub fn try_recv_in_place(&self) -> Result<ReadView<'_>, TryRecvError> {
-        self.end.recv_in_place(Wait::Now).map_err(TryRecvError::from_general)
+        self.end.recv_in_place(Wait::Now).map_err(try_recv)
     }
 
     /// Receives one message in place, waiting at most `timeout` for it to

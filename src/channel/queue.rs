@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::err::{
-    Failure, RecvError, RecvForm, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
-};
+use super::err::{Failure, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use super::message::{Decoded, Message};
 use super::peers::{self, Hold};
 use super::ring::{self, Line, Ring, RingCtrl, Stop};
@@ -268,6 +266,26 @@ pub(crate) fn try_send<T>(e: SendTimeoutError<T>) -> TrySendError<T> {
     }
 }
 
+#[inline]
+pub(crate) fn blocking_recv(e: RecvTimeoutError) -> RecvError {
+    match e {
+        RecvTimeoutError::Closed => RecvError::Closed,
+        RecvTimeoutError::Disconnected => RecvError::Disconnected,
+        RecvTimeoutError::Failed(f) => RecvError::Failed(f),
+        RecvTimeoutError::Timeout => RecvError::Failed(Failure::Corrupt("timed out without a deadline".into())),
+    }
+}
+
+#[inline]
+pub(crate) fn try_recv(e: RecvTimeoutError) -> TryRecvError {
+    match e {
+        RecvTimeoutError::Timeout => TryRecvError::Empty,
+        RecvTimeoutError::Closed => TryRecvError::Closed,
+        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+        RecvTimeoutError::Failed(f) => TryRecvError::Failed(f),
+    }
+}
+
 /// When a call gives up: never, now (`try_`), or at a deadline.
 #[derive(Clone, Copy)]
 pub(crate) enum Wait {
@@ -367,25 +385,24 @@ impl<T: Message, F: Flavor> Core<T, F> {
     /// See [`put`](Self::put). A `try_` get keeps its order (is the ring
     /// empty? then take) and goes the general way.
     #[inline]
-    pub(crate) fn get<E: RecvForm>(&self, how: Wait) -> Result<T, E> {
+    pub(crate) fn get(&self, how: Wait) -> Result<T, RecvTimeoutError> {
         let mut out = Decoded::new();
         if matches!(how, Wait::Now) || self.ring().recv_fast(&mut |bytes: &[u8]| out.read(bytes)).is_none() {
-            self.get_slow(how, &mut out);
+            return self.get_slow(how);
         }
         out.finish()
     }
 
-    /// The rest of [`get`](Self::get), which it ends in `out`.
     #[inline(never)]
-    fn get_slow<E: RecvForm>(&self, how: Wait, out: &mut Decoded<T, E>) {
+    fn get_slow(&self, how: Wait) -> Result<T, RecvTimeoutError> {
         let (deadline, try_only) = how.parts();
         let gone = |probe: bool| self.shared.others_gone(probe);
         // Only a message streamed in parts is assembled here: most are
         // decoded in place, so this allocates nothing for them.
         let mut parts = Vec::new();
-        if let Err(stop) = self.ring().recv_with(&mut parts, deadline, try_only, &gone, |bytes| out.read(bytes)) {
-            out.fail(recv_error(stop));
-        }
+        let mut out = Decoded::new();
+        self.ring().recv_with(&mut parts, deadline, try_only, &gone, |bytes| out.read(bytes)).map_err(recv_error)?;
+        out.finish()
     }
 
     /// See [`put`](Self::put). Measured, 64-byte messages: one thread, put
@@ -787,7 +804,7 @@ macro_rules! queue_type {
             /// (it is consumed) or the queue is corrupt.
             #[inline]
             pub fn get(&self) -> Result<T, RecvError> {
-                self.core.get(Wait::Forever)
+                self.core.get(Wait::Forever).map_err(blocking_recv)
             }
 
             /// Takes a message if one is there now.
@@ -797,7 +814,7 @@ macro_rules! queue_type {
             /// [`TryRecvError::Empty`], otherwise as [`get`](Self::get).
             #[inline]
             pub fn try_get(&self) -> Result<T, TryRecvError> {
-                self.core.get(Wait::Now)
+                self.core.get(Wait::Now).map_err(try_recv)
             }
 
             /// Takes a message, waiting at most `timeout` for one to begin.
@@ -853,7 +870,7 @@ macro_rules! queue_type {
             /// As [`get`](Self::get).
             #[inline]
             pub fn get_bytes(&self) -> Result<Vec<u8>, RecvError> {
-                self.core.get_bytes(Wait::Forever).map_err(RecvError::from_general)
+                self.core.get_bytes(Wait::Forever).map_err(blocking_recv)
             }
 
             /// Takes one message as raw bytes if one is there now.
@@ -863,7 +880,7 @@ macro_rules! queue_type {
             /// [`TryRecvError::Empty`], otherwise as [`get`](Self::get).
             #[inline]
             pub fn try_get_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
-                self.core.get_bytes(Wait::Now).map_err(TryRecvError::from_general)
+                self.core.get_bytes(Wait::Now).map_err(try_recv)
             }
 
             /// Takes one message as raw bytes, waiting at most `timeout` for
@@ -944,7 +961,7 @@ macro_rules! queue_type {
             ///
             /// As [`get`](Self::get).
             pub fn get_in_place(&self) -> Result<ReadView<'_>, RecvError> {
-                self.core.get_in_place(Wait::Forever).map_err(RecvError::from_general)
+                self.core.get_in_place(Wait::Forever).map_err(blocking_recv)
             }
 
             /// Takes one message in place if one is there now (see
@@ -954,7 +971,7 @@ macro_rules! queue_type {
             ///
             /// [`TryRecvError::Empty`], otherwise as [`get`](Self::get).
             pub fn try_get_in_place(&self) -> Result<ReadView<'_>, TryRecvError> {
-                self.core.get_in_place(Wait::Now).map_err(TryRecvError::from_general)
+                self.core.get_in_place(Wait::Now).map_err(try_recv)
             }
 
             /// Takes one message in place, waiting at most `timeout` for one
@@ -998,12 +1015,12 @@ macro_rules! queue_type {
             /// A blocking iterator over messages; it ends when the queue is
             /// closed and drained or every writer is gone.
             pub fn iter(&self) -> Iter<'_, T> {
-                Iter { next: Box::new(move || self.core.get::<RecvTimeoutError>(Wait::Forever).ok()) }
+                Iter { next: Box::new(move || self.core.get(Wait::Forever).ok()) }
             }
 
             /// An iterator over the messages waiting now.
             pub fn try_iter(&self) -> Iter<'_, T> {
-                Iter { next: Box::new(move || self.core.get::<RecvTimeoutError>(Wait::Now).ok()) }
+                Iter { next: Box::new(move || self.core.get(Wait::Now).ok()) }
             }
         }
 
