@@ -153,7 +153,17 @@ impl<'a> Mailbox<'a> {
     /// line, the reply's line; `taken` is read (on the consumers' line)
     /// only when it has not. A slot that holds something other than a
     /// header stays in use, so that consumers report it.
-    #[inline]
+    ///
+    /// This, [`put`](Self::put) and [`pack`] are always inlined: with
+    /// `#[inline]` the compiler left all three as calls on every small
+    /// send, with the `Mailbox` built on the stack for them. Inlined, one
+    /// thread's round trip through a duplex pipe (two sends, two
+    /// `try_recv`s of a `Plain<u64>`) went from 583 to 493 instructions and
+    /// 38.4–40.5 to 30.6–31.5 ns, and the benchmark's 8-byte round trip in
+    /// the fast cross-core state from 0.173–0.198 to 0.139–0.156 µs
+    /// spinning and 0.134–0.180 to 0.117–0.135 µs blocking (binaries run
+    /// in alternation, session 9).
+    #[inline(always)]
     pub(crate) fn usable(self, tail: u64, taken: &AtomicU64) -> bool {
         if self.idle.load(Ordering::Acquire) != tail {
             return false;
@@ -178,7 +188,7 @@ impl<'a> Mailbox<'a> {
     /// it back between two of them otherwise, and each such steal costs a
     /// transfer (measured: a poll loop that looked more often made the
     /// round trip slower).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put(self, seq: u64, msg: &[u8], ack: Option<&AtomicU64>) {
         let bytes = pack(msg);
         let header = seq << 12 | TAG | msg.len() as u64;
@@ -260,7 +270,7 @@ impl<'a> Mailbox<'a> {
 /// of the message is byte `i` of the number. Read as whole words that
 /// overlap rather than byte by byte or through `memcpy`: this is on every
 /// small message's path.
-#[inline]
+#[inline(always)]
 fn pack(msg: &[u8]) -> u128 {
     let n = msg.len();
     let le64 = |at: usize| msg.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
