@@ -204,23 +204,12 @@ impl<'a> Mailbox<'a> {
     /// Hands the waiting message to `read` and records it as taken, or
     /// `None` when the slot holds none that is not taken. `counted` runs
     /// after `read` and before the record (the caller counts the delivery
-    /// there). Nothing is written to the slot's line.
-    #[inline]
-    pub(crate) fn take<R>(
-        self,
-        taken: &AtomicU64,
-        read: impl FnOnce(&[u8]) -> R,
-        counted: impl FnOnce(),
-    ) -> Result<Option<R>, Stop> {
-        self.take_quick(taken, read, counted).map_err(corrupt)
-    }
-
-    /// [`take`](Self::take), for the inline common case of a receive: a
-    /// header that is not one comes back as it is, and the error is built
-    /// out of line, by `take` (see `Side::enter_biased_quick` for why and
-    /// what it saved).
+    /// there). Nothing is written to the slot's line. A header that is not
+    /// one comes back as it is (`Err`), for [`corrupt`] to describe: built
+    /// here, the error cost the receive that inlines this registers and
+    /// stack spills (see `Side::enter_biased_quick` for what it saved).
     #[inline(always)]
-    pub(crate) fn take_quick<R>(
+    pub(crate) fn take<R>(
         self,
         taken: &AtomicU64,
         read: impl FnOnce(&[u8]) -> R,
@@ -285,8 +274,9 @@ fn pack(msg: &[u8]) -> u128 {
     }
 }
 
+/// The error for a mail header that is not one.
 #[cold]
-fn corrupt(header: u64) -> Stop {
+pub(crate) fn corrupt(header: u64) -> Stop {
     Stop::Broken(format!("corrupt mailbox header {header:#018x}"))
 }
 
@@ -321,7 +311,7 @@ mod tests {
         }
 
         fn take(&self, i: usize) -> Result<Option<Vec<u8>>, Stop> {
-            self.slot(i).take(&self.taken[i], <[u8]>::to_vec, || {})
+            self.slot(i).take(&self.taken[i], <[u8]>::to_vec, || {}).map_err(corrupt)
         }
     }
 

@@ -911,6 +911,13 @@ impl<'a> Ring<'a> {
     /// [`super::mail`], "Order").
     #[inline]
     fn mail_take<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Stop> {
+        self.mail_take_quick(read).map_err(mail::corrupt)
+    }
+
+    /// [`mail_take`](Self::mail_take) for the inline common case of a
+    /// receive: a corrupt header comes back as it is (see [`Mailbox::take`]).
+    #[inline(always)]
+    fn mail_take_quick<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, u64> {
         match self.mail {
             Some(mail) => mail.take(&self.cons().mail_taken, read, || self.count_delivered()),
             None => Ok(None),
@@ -1070,11 +1077,7 @@ impl<'a> Ring<'a> {
         }
         // The ring's header before the mailbox (see "Order" in `mail`).
         let word = self.word(head).load(Ordering::Acquire);
-        let mail = match self.mail {
-            Some(mail) => mail.take_quick(&self.cons().mail_taken, |msg| read(msg), || self.count_delivered()),
-            None => Ok(None),
-        };
-        if let Some(r) = mail.ok()? {
+        if let Some(r) = self.mail_take_quick(|msg| read(msg)).ok()? {
             return Some(r);
         }
         let len = word & 0xffff_ffff;

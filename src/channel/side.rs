@@ -217,7 +217,7 @@ impl Side {
     /// but `Some`: `None` also when this thread is inside already (the
     /// general way reports that). Building that error inline cost the
     /// paths that inline this registers and stack spills; with this and
-    /// [`Mailbox::take_quick`](super::mail::Mailbox::take_quick), a 64-byte
+    /// [`Mailbox::take`](super::mail::Mailbox::take), a 64-byte
     /// `Plain` receive went from 167 to 154 instructions and 33 to 26
     /// stores (callgrind), and one thread's send + receive from 9.2–11.1 +
     /// 16.4–17.8 ns to 8.1–8.7 + 13.6–14.2 ns (alternated builds, session
