@@ -164,28 +164,70 @@ fn ready_then_hang(conn: Connection) {
     }
 }
 
+/// Runs `wait` while another thread SIGKILLs `p` 250 ms in (off the 100
+/// ms slice grid of a blocked call, so the time to notice is measured, not
+/// a lucky alignment); checks that `wait` returned within 1.5 s of the
+/// kill, and returns what it returned.
+fn while_killed<R>(mut p: Process, wait: impl FnOnce() -> R) -> R {
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(250));
+        let killed = Instant::now();
+        p.kill().unwrap();
+        (killed, join(&mut p))
+    });
+    let outcome = wait();
+    let noticed = Instant::now();
+    let (killed, code) = killer.join().unwrap();
+    assert_eq!(code, -9);
+    let after = noticed.saturating_duration_since(killed);
+    assert!(after < Duration::from_millis(1500), "noticed {after:?} after the kill");
+    outcome
+}
+
 #[test]
 fn pipe_blocked_recv_returns_disconnected_within_a_second_of_the_child_being_killed() {
     let (here, there) = Pipe::new().unwrap();
     let mut p = Process::new(ready_then_hang, there);
     p.start().unwrap();
     assert_eq!(recv::<String>(&here), "ready");
-    let killer = std::thread::spawn(move || {
-        // Off the 100 ms slice grid of the blocked call, so the time to
-        // notice is measured, not a lucky alignment.
-        std::thread::sleep(Duration::from_millis(250));
-        let killed = Instant::now();
-        p.kill().unwrap();
-        (killed, join(&mut p))
-    });
-    let outcome = here.recv_timeout::<String>(LIMIT);
-    let noticed = Instant::now();
-    let (killed, code) = killer.join().unwrap();
+    let outcome = while_killed(p, || here.recv_timeout::<String>(LIMIT));
     assert_eq!(outcome, Err(RecvTimeoutError::Disconnected));
-    assert_eq!(code, -9);
-    let after = noticed.saturating_duration_since(killed);
-    assert!(after < Duration::from_millis(1500), "noticed {after:?} after the kill");
     assert!(here.send(&1u8).unwrap_err().is_disconnected(), "a send to a dead peer's end fails once noticed");
+}
+
+/// Sends `n` numbers, then hangs until killed.
+fn count_then_hang((conn, n): (Connection, u64)) {
+    for i in 0..n {
+        conn.send(&Plain(i)).unwrap();
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A receiver that polls with `try_recv` after enough messages for its
+/// side to be biased to it answers "empty" on the inline path; that path
+/// too must notice a killed peer within a second.
+#[test]
+fn pipe_try_recv_loop_of_a_busy_receiver_notices_a_killed_child_within_a_second() {
+    const N: u64 = 1_000;
+    let (here, there) = Pipe::new().unwrap();
+    let mut p = Process::new(count_then_hang, (there, N));
+    p.start().unwrap();
+    let poll = |conn: &Connection| {
+        let start = Instant::now();
+        loop {
+            match conn.try_recv::<Plain<u64>>() {
+                Err(TryRecvError::Empty) if start.elapsed() < LIMIT => std::hint::spin_loop(),
+                other => break other,
+            }
+        }
+    };
+    for i in 0..N {
+        assert_eq!(poll(&here), Ok(Plain(i)));
+    }
+    assert_eq!(here.try_recv::<Plain<u64>>(), Err(TryRecvError::Empty), "all taken, the child alive");
+    assert_eq!(while_killed(p, || poll(&here)), Err(TryRecvError::Disconnected));
 }
 
 #[test]
@@ -196,21 +238,8 @@ fn pipe_blocked_send_returns_disconnected_within_a_second_of_the_child_being_kil
     assert_eq!(recv::<String>(&here), "ready");
     let kib = [0u8; 1000];
     while here.try_send_bytes(&kib).is_ok() {}
-    let killer = std::thread::spawn(move || {
-        // Off the 100 ms slice grid of the blocked call, so the time to
-        // notice is measured, not a lucky alignment.
-        std::thread::sleep(Duration::from_millis(250));
-        let killed = Instant::now();
-        p.kill().unwrap();
-        (killed, join(&mut p))
-    });
-    let outcome = here.send_bytes_timeout(&kib, LIMIT);
-    let noticed = Instant::now();
-    let (killed, code) = killer.join().unwrap();
+    let outcome = while_killed(p, || here.send_bytes_timeout(&kib, LIMIT));
     assert!(outcome.is_err_and(|e| disconnected(&e)));
-    assert_eq!(code, -9);
-    let after = noticed.saturating_duration_since(killed);
-    assert!(after < Duration::from_millis(1500), "noticed {after:?} after the kill");
 }
 
 /// Whether a deadline send failed because the other end is gone.

@@ -479,7 +479,8 @@ impl<'a> Ring<'a> {
     /// mailbox (without a lock; a hint). Also, finding nothing, tells
     /// producers the ring is drained (see [`mark_idle`](Self::mark_idle)):
     /// every receive, `poll` and `wait` that finds nothing comes through
-    /// here or [`nothing_to_take`](Self::nothing_to_take).
+    /// here, [`nothing_to_take`](Self::nothing_to_take) or
+    /// [`recv_fast_or`](Self::recv_fast_or).
     #[inline]
     pub(crate) fn has_data(&self) -> bool {
         let head = self.cons().head.load(Ordering::Acquire);
@@ -1062,28 +1063,47 @@ impl<'a> Ring<'a> {
     /// The common case of a receive in one piece, kept small so that it
     /// inlines: the side is biased to this thread and a whole message waits
     /// at `head`. `None` when not: nothing was done.
+    #[inline(always)]
+    pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
+        self.recv_fast_or(read).ok()
+    }
+
+    /// [`recv_fast`](Self::recv_fast), saying why it delivered nothing.
     ///
     /// The header is checked in one comparison against the only one this
     /// path takes, a whole message of this lap, plus its length against
-    /// the end of the buffer; anything else (nothing, padding, a part of a
-    /// stream, a corrupt word) goes to the general path, which
-    /// [`peek`](Self::peek)s it and reports what is wrong.
+    /// the end of the buffer; anything else (padding, a part of a stream, a
+    /// corrupt word) goes to the general path, which
+    /// [`peek`](Self::peek)s it and reports what is wrong. Nothing at all
+    /// (a zero word at `head`, no mail) in an open ring is [`Miss::Empty`],
+    /// and producers are told here, as [`has_data`](Self::has_data) would:
+    /// a receiver polling with `try_` calls mostly finds that, and needs
+    /// no second look (see `End::recv_msg` in `pipe` for what it saves).
     #[inline(always)]
-    pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
-        let _inside = self.ctrl.recv.enter_biased_quick(self.fence)?;
+    pub(crate) fn recv_fast_or<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Result<R, Miss> {
+        let Some(_inside) = self.ctrl.recv.enter_biased_quick(self.fence) else { return Err(Miss::Unsure) };
         let head = self.cons().head.load(Ordering::Relaxed);
         if head % 8 != 0 {
-            return None;
+            return Err(Miss::Unsure);
         }
         // The ring's header before the mailbox (see "Order" in `mail`).
         let word = self.word(head).load(Ordering::Acquire);
-        if let Some(r) = self.mail_take_quick(|msg| read(msg)).ok()? {
-            return Some(r);
+        match self.mail_take_quick(|msg| read(msg)) {
+            Ok(Some(r)) => return Ok(r),
+            Ok(None) => {}
+            Err(_) => return Err(Miss::Unsure),
+        }
+        if word == 0 {
+            if self.is_closed() {
+                return Err(Miss::Unsure);
+            }
+            self.mark_idle(head);
+            return Err(Miss::Empty);
         }
         let len = word & 0xffff_ffff;
         let size = Record::size(len);
         if word >> 32 != Record::encode(FULL, 0, self.lap(head)) >> 32 || size > self.cap - (head & (self.cap - 1)) {
-            return None;
+            return Err(Miss::Unsure);
         }
         // SAFETY: as in `View::bytes`: the record lies within the buffer
         // (its size was checked against the end of it just above) and is
@@ -1091,7 +1111,7 @@ impl<'a> Ring<'a> {
         // not released under us, and producers never write published bytes.
         let r = read(unsafe { std::slice::from_raw_parts(self.at(head).add(HEADER as usize), len as usize) });
         self.advance(head, &Record { kind: FULL, len }, true);
-        Some(r)
+        Ok(r)
     }
 
     /// [`recv_fast`](Self::recv_fast), and for a receive that would wait
@@ -1106,18 +1126,19 @@ impl<'a> Ring<'a> {
     /// the fast cross-core state; 0.40–0.51 µs and 0.36–0.46 µs in the slow
     /// one.
     #[inline]
-    pub(crate) fn recv_quick<R>(&self, read: &mut impl FnMut(&[u8]) -> R, blocking: bool) -> Option<R> {
-        // One loop, so that `recv_fast` and `read` are inlined once.
+    pub(crate) fn recv_quick<R>(&self, read: &mut impl FnMut(&[u8]) -> R, blocking: bool) -> Result<R, Miss> {
+        // One loop, so that `recv_fast_or` and `read` are inlined once.
         let mut left = None;
         loop {
-            if let Some(r) = self.recv_fast(read) {
-                return Some(r);
-            }
+            let miss = match self.recv_fast_or(read) {
+                Ok(r) => return Ok(r),
+                Err(miss) => miss,
+            };
             let looks = left.get_or_insert_with(|| {
                 if blocking && self.data_spin().load(Ordering::Relaxed) != 0 { QUICK_LOOKS } else { 0 }
             });
             if *looks == 0 {
-                return None;
+                return Err(miss);
             }
             *looks -= 1;
             std::hint::spin_loop();
@@ -1199,6 +1220,17 @@ impl<'a> Ring<'a> {
         }
         self.wait_data(deadline, writers_gone)
     }
+}
+
+/// Why [`Ring::recv_fast_or`] delivered nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Miss {
+    /// Nothing to take, in an open ring, as this thread looked from inside
+    /// the receive side; producers know (the ring is marked idle).
+    Empty,
+    /// Anything else, or not known: the general path looks again and says
+    /// what.
+    Unsure,
 }
 
 /// A message as [`Ring::recv_any`] found it.
@@ -1636,6 +1668,35 @@ mod tests {
         assert!(ring.recv_view(&mut scratch, None, true, &never_gone).unwrap().is_none(), "not in place");
         assert_eq!(scratch, b"tiny");
         assert!(matches!(ring.recv_view(&mut scratch, None, true, &never_gone), Err(Stop::Timeout)));
+    }
+
+    /// The inline receive answers "empty" itself only as the thread the
+    /// side is biased to, for an open ring with nothing at `head` and no
+    /// mail, and then tells producers the ring is drained; anything else
+    /// (a corrupt mail header, a closed ring) is for the general path.
+    #[test]
+    fn only_an_open_drained_ring_is_empty_to_the_inline_receive() {
+        let (owned, mails) = (Owned::new(), Mails::default());
+        let ring = owned.ring().with_mail(mails.mailbox());
+        let mut read = <[u8]>::to_vec;
+        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Unsure), "not biased yet");
+        earn_bias(&ring);
+        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Empty));
+        assert!(send_says_mail(&ring, b"mail"));
+        assert_eq!(ring.recv_fast_or(&mut read), Ok(b"mail".to_vec()));
+        assert!(!send_says_mail(&ring, &[7; 100]), "too big for the mailbox");
+        assert_eq!(ring.recv_fast_or(&mut read), Ok(vec![7; 100]));
+        let head = ring.cons().head.load(Ordering::Relaxed);
+        assert_ne!(mails.idle.load(Ordering::Relaxed), head);
+        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Empty));
+        assert_eq!(mails.idle.load(Ordering::Relaxed), head, "producers know the ring is drained");
+        assert!(send_says_mail(&ring, b"again"), "so small messages take the mailbox again");
+        mails.mailbox().forge_header(0x0bad_0bad);
+        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Unsure), "a corrupt mail header");
+        mails.mailbox().forge_header(0);
+        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Empty));
+        ring.close();
+        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Unsure), "closed: the general path says so");
     }
 
     /// A mailbox header that a peer overwrote is reported by every form of
