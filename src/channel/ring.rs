@@ -151,7 +151,7 @@ struct Consumer {
     head: AtomicU64,
     /// Whole messages ever delivered.
     delivered: AtomicU64,
-    /// The sequence number of the last message taken from the mailbox.
+    /// The header of the last message taken from the mailbox.
     mail_taken: AtomicU64,
 }
 
