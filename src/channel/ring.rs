@@ -480,7 +480,7 @@ impl<'a> Ring<'a> {
     /// producers the ring is drained (see [`mark_idle`](Self::mark_idle)):
     /// every receive, `poll` and `wait` that finds nothing comes through
     /// here, [`nothing_to_take`](Self::nothing_to_take) or
-    /// [`recv_fast_or`](Self::recv_fast_or).
+    /// [`recv_fast`](Self::recv_fast).
     #[inline]
     pub(crate) fn has_data(&self) -> bool {
         let head = self.cons().head.load(Ordering::Acquire);
@@ -986,7 +986,7 @@ impl<'a> Ring<'a> {
         if try_only && self.looks_empty() {
             return Err(Stop::Timeout);
         }
-        if self.recv_fast(&mut |msg: &[u8]| out.extend_from_slice(msg)).is_some() {
+        if self.recv_fast(&mut |msg: &[u8]| out.extend_from_slice(msg)).is_ok() {
             return Ok(());
         }
         let bounded = try_only || deadline.is_some();
@@ -1050,7 +1050,7 @@ impl<'a> Ring<'a> {
         if try_only && self.looks_empty() {
             return Err(Stop::Timeout);
         }
-        if let Some(r) = self.recv_fast(&mut read) {
+        if let Ok(r) = self.recv_fast(&mut read) {
             return Ok(r);
         }
         Ok(match self.recv_any(parts, deadline, try_only, writers_gone)? {
@@ -1062,13 +1062,7 @@ impl<'a> Ring<'a> {
 
     /// The common case of a receive in one piece, kept small so that it
     /// inlines: the side is biased to this thread and a whole message waits
-    /// at `head`. `None` when not: nothing was done.
-    #[inline(always)]
-    pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Option<R> {
-        self.recv_fast_or(read).ok()
-    }
-
-    /// [`recv_fast`](Self::recv_fast), saying why it delivered nothing.
+    /// at `head`. When not, nothing was done, and the [`Miss`] says why.
     ///
     /// The header is checked in one comparison against the only one this
     /// path takes, a whole message of this lap, plus its length against
@@ -1080,7 +1074,7 @@ impl<'a> Ring<'a> {
     /// a receiver polling with `try_` calls mostly finds that, and needs
     /// no second look (see `End::recv_msg` in `pipe` for what it saves).
     #[inline(always)]
-    pub(crate) fn recv_fast_or<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Result<R, Miss> {
+    pub(crate) fn recv_fast<R>(&self, read: &mut impl FnMut(&[u8]) -> R) -> Result<R, Miss> {
         let Some(_inside) = self.ctrl.recv.enter_biased_quick(self.fence) else { return Err(Miss::Unsure) };
         let head = self.cons().head.load(Ordering::Relaxed);
         if head % 8 != 0 {
@@ -1127,10 +1121,10 @@ impl<'a> Ring<'a> {
     /// one.
     #[inline]
     pub(crate) fn recv_quick<R>(&self, read: &mut impl FnMut(&[u8]) -> R, blocking: bool) -> Result<R, Miss> {
-        // One loop, so that `recv_fast_or` and `read` are inlined once.
+        // One loop, so that `recv_fast` and `read` are inlined once.
         let mut left = None;
         loop {
-            let miss = match self.recv_fast_or(read) {
+            let miss = match self.recv_fast(read) {
                 Ok(r) => return Ok(r),
                 Err(miss) => miss,
             };
@@ -1222,7 +1216,7 @@ impl<'a> Ring<'a> {
     }
 }
 
-/// Why [`Ring::recv_fast_or`] delivered nothing.
+/// Why [`Ring::recv_fast`] delivered nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Miss {
     /// Nothing to take, in an open ring, as this thread looked from inside
@@ -1679,24 +1673,24 @@ mod tests {
         let (owned, mails) = (Owned::new(), Mails::default());
         let ring = owned.ring().with_mail(mails.mailbox());
         let mut read = <[u8]>::to_vec;
-        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Unsure), "not biased yet");
+        assert_eq!(ring.recv_fast(&mut read), Err(Miss::Unsure), "not biased yet");
         earn_bias(&ring);
-        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Empty));
+        assert_eq!(ring.recv_fast(&mut read), Err(Miss::Empty));
         assert!(send_says_mail(&ring, b"mail"));
-        assert_eq!(ring.recv_fast_or(&mut read), Ok(b"mail".to_vec()));
+        assert_eq!(ring.recv_fast(&mut read), Ok(b"mail".to_vec()));
         assert!(!send_says_mail(&ring, &[7; 100]), "too big for the mailbox");
-        assert_eq!(ring.recv_fast_or(&mut read), Ok(vec![7; 100]));
+        assert_eq!(ring.recv_fast(&mut read), Ok(vec![7; 100]));
         let head = ring.cons().head.load(Ordering::Relaxed);
         assert_ne!(mails.idle.load(Ordering::Relaxed), head);
-        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Empty));
+        assert_eq!(ring.recv_fast(&mut read), Err(Miss::Empty));
         assert_eq!(mails.idle.load(Ordering::Relaxed), head, "producers know the ring is drained");
         assert!(send_says_mail(&ring, b"again"), "so small messages take the mailbox again");
         mails.mailbox().forge_header(0x0bad_0bad);
-        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Unsure), "a corrupt mail header");
+        assert_eq!(ring.recv_fast(&mut read), Err(Miss::Unsure), "a corrupt mail header");
         mails.mailbox().forge_header(0);
-        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Empty));
+        assert_eq!(ring.recv_fast(&mut read), Err(Miss::Empty));
         ring.close();
-        assert_eq!(ring.recv_fast_or(&mut read), Err(Miss::Unsure), "closed: the general path says so");
+        assert_eq!(ring.recv_fast(&mut read), Err(Miss::Unsure), "closed: the general path says so");
     }
 
     /// A mailbox header that a peer overwrote is reported by every form of

@@ -195,13 +195,6 @@ impl Side {
     /// when it must go through the mutex.
     #[inline]
     pub(crate) fn enter_biased(&self) -> Result<Option<Entered<'_>>, Stop> {
-        self.enter_biased_with(wait::WakerFence::now())
-    }
-
-    /// [`enter_biased`](Self::enter_biased), with the fence the caller
-    /// looked up for its whole operation.
-    #[inline]
-    pub(crate) fn enter_biased_with(&self, fence: wait::WakerFence) -> Result<Option<Entered<'_>>, Stop> {
         let b = &self.bias.0;
         let me = cached_thread_token();
         // Only this thread sets `busy` while it owns the bias: it is inside
@@ -209,10 +202,11 @@ impl Side {
         if me != 0 && b.owner.load(Ordering::Relaxed) == me && b.busy.load(Ordering::Relaxed) != 0 {
             return Err(nested());
         }
-        Ok(self.enter_biased_quick(fence))
+        Ok(self.enter_biased_quick(wait::WakerFence::now()))
     }
 
-    /// [`enter_biased_with`](Self::enter_biased_with) for the inline common
+    /// [`enter_biased`](Self::enter_biased), with the fence the caller
+    /// looked up for its whole operation, for the inline common
     /// cases of sends and receives, which go the general way for anything
     /// but `Some`: `None` also when this thread is inside already (the
     /// general way reports that). Building that error inline cost the
