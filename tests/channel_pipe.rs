@@ -393,6 +393,33 @@ fn pipe_wrong_message_type_is_a_decode_error_and_is_consumed() {
     assert_eq!(b.recv::<u16>(), Ok(7));
 }
 
+/// A typed receive of a fixed-size type checks a record's header against
+/// the one a message of that size has: messages of other sizes in between
+/// (longer, shorter, empty) still arrive, as decode errors, in their place,
+/// also once the receive side takes its inline path.
+#[test]
+fn pipe_fixed_size_receive_reports_other_sizes_in_order() {
+    let (a, b) = Pipe::new().unwrap();
+    for i in 0..400u64 {
+        let odd = match i % 100 {
+            17 => Some(vec![3u8; 72]),
+            42 => Some(vec![4u8; 56]),
+            91 => Some(Vec::new()),
+            _ => None,
+        };
+        match &odd {
+            Some(bytes) => a.send_bytes(bytes).unwrap(),
+            None => a.send(&Plain([i; 8])).unwrap(),
+        }
+        match b.recv::<Plain<[u64; 8]>>() {
+            Ok(Plain(v)) => assert!(odd.is_none() && v == [i; 8], "message {i}: got {v:?}"),
+            Err(RecvError::Failed(Failure::Decode(e))) => assert!(odd.is_some(), "message {i}: {e}"),
+            Err(e) => panic!("message {i}: {e:?}"),
+        }
+    }
+    assert_eq!(b.try_recv::<Plain<[u64; 8]>>(), Err(TryRecvError::Empty));
+}
+
 /// Sends a huge message; the parent kills it in the middle.
 fn stream_forever(conn: Connection) {
     conn.send(&"start".to_string()).unwrap();

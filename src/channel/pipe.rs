@@ -399,8 +399,8 @@ impl End {
     /// forms: a whole message is there (or arrives within the quick looks
     /// of a receive that would wait), and `read` gets its bytes in place.
     #[inline]
-    fn recv_now<R>(&self, how: Wait, read: &mut impl FnMut(&[u8]) -> R) -> Result<R, Miss> {
-        self.recv_ring().recv_quick(read, !matches!(how, Wait::Now))
+    fn recv_now<R>(&self, how: Wait, read: &mut impl FnMut(&[u8]) -> R, fixed: Option<usize>) -> Result<R, Miss> {
+        self.recv_ring().recv_quick(read, fixed, !matches!(how, Wait::Now))
     }
 
     /// A `try_` receive's answer when [`recv_now`](Self::recv_now) found the
@@ -457,7 +457,7 @@ impl End {
         // (medians, fast state, builds alternated; 2.17x -> 1.61x the
         // raw cache-line floor measured beside them, session 10).
         let mut out = Decoded::new();
-        match self.recv_now(how, &mut |bytes| out.read(bytes)) {
+        match self.recv_now(how, &mut |bytes| out.read(bytes), T::SIZE) {
             Ok(_) => out.finish(),
             Err(miss) => self.empty_now(how, miss).map_or_else(|| self.recv_msg_slow(how), Err),
         }
@@ -480,7 +480,7 @@ impl End {
 
     #[inline]
     fn recv_bytes(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
-        match self.recv_now(how, &mut <[u8]>::to_vec) {
+        match self.recv_now(how, &mut <[u8]>::to_vec, None) {
             Ok(msg) => Ok(msg),
             Err(miss) => self.empty_now(how, miss).map_or_else(|| self.recv_bytes_slow(how), Err),
         }
@@ -497,7 +497,7 @@ impl End {
     /// when it is longer than `buf` (consumed all the same).
     #[inline]
     fn recv_into(&self, buf: &mut [u8], how: Wait) -> Result<Result<usize, Vec<u8>>, RecvTimeoutError> {
-        match self.recv_now(how, &mut |msg| fill(buf, msg)) {
+        match self.recv_now(how, &mut |msg| fill(buf, msg), None) {
             Ok(filled) => Ok(filled),
             Err(miss) => self.empty_now(how, miss).map_or_else(|| self.recv_into_slow(buf, how), Err),
         }

@@ -387,7 +387,7 @@ impl<T: Message, F: Flavor> Core<T, F> {
     #[inline]
     pub(crate) fn get(&self, how: Wait) -> Result<T, RecvTimeoutError> {
         let mut out = Decoded::new();
-        if matches!(how, Wait::Now) || self.ring().recv_fast(&mut |bytes: &[u8]| out.read(bytes)).is_err() {
+        if matches!(how, Wait::Now) || self.ring().recv_fast(&mut |bytes: &[u8]| out.read(bytes), T::SIZE).is_err() {
             return self.get_slow(how);
         }
         out.finish()
@@ -427,7 +427,7 @@ impl<T: Message, F: Flavor> Core<T, F> {
     #[inline]
     pub(crate) fn get_bytes(&self, how: Wait) -> Result<Vec<u8>, RecvTimeoutError> {
         if !matches!(how, Wait::Now)
-            && let Ok(msg) = self.ring().recv_fast(&mut <[u8]>::to_vec)
+            && let Ok(msg) = self.ring().recv_fast(&mut <[u8]>::to_vec, None)
         {
             return Ok(msg);
         }
