@@ -18,7 +18,14 @@
 //!   (two bytes channels). Ours: `Queue<Plain<u64>>` (one queue per
 //!   direction) and a duplex `Pipe`, each with both sides spinning on
 //!   `try_get`/`try_recv` (`_spin`) and with the plain blocking `get`/`recv`
-//!   (`_block`: a short spin, then a futex sleep).
+//!   (`_block`: a short spin, then a futex sleep). In a ping-pong the reply
+//!   comes within the receiver's spin, so `_block` never sleeps; the
+//!   `_sleep` cases make both sides sleep on every message: each side works
+//!   (busy) for [`SLEEP_WORK`], 200 µs, longer than any receiver spins,
+//!   before it sends, so the other side's spin budget runs out and it
+//!   sleeps. Timed: the round trip minus the 2 × 200 µs of work, that is,
+//!   what the two sleeps and wake-ups cost. Floor: the same with the raw
+//!   futex (`raw_futex_sleep`). Ours: `queue_sleep` and `pipe_sleep`.
 //! - `tput_64B`: a one-way stream of 64-byte messages; time per message,
 //!   measured in the consuming parent from "go" to the last message.
 //!   Floors: a bare lock-free SPSC ring of 64-byte slots in shared memory
@@ -411,6 +418,9 @@ fn groups() -> Vec<(&'static str, Option<Throughput>, Vec<Bench>)> {
                 bench("rtt_8B/raw_futex", rtt_raw_futex),
                 bench("rtt_8B/queue_block", |n| rtt_queue(false, n)),
                 bench("rtt_8B/pipe_block", |n| rtt_pipe(false, n)),
+                bench("rtt_8B/raw_futex_sleep", rtt_raw_futex_sleep),
+                bench("rtt_8B/queue_sleep", rtt_queue_sleep),
+                bench("rtt_8B/pipe_sleep", rtt_pipe_sleep),
                 bench("rtt_8B/unix_stream", |n| {
                     let (a, z) = UnixStream::pair().expect("socketpair");
                     io_ping_pong(n, (&a, &a), (&z, &z))
@@ -533,6 +543,97 @@ fn rtt_raw_futex(iters: u64) -> Duration {
     let t = start.elapsed();
     child.join();
     t
+}
+
+/// The work each side of a `_sleep` round trip does before it sends:
+/// longer than a receiver ever spins (128 µs), so every receive sleeps.
+const SLEEP_WORK: Duration = Duration::from_micros(200);
+
+/// Busy for [`SLEEP_WORK`] (busy rather than asleep, so that the time is
+/// exact and the core is occupied, as a worker's would be).
+fn work() {
+    let start = Instant::now();
+    while start.elapsed() < SLEEP_WORK {
+        spin_loop();
+    }
+}
+
+/// What `iters` round trips took beyond the work of both sides.
+fn beyond_work(t: Duration, iters: u64) -> Duration {
+    t.saturating_sub(Duration::from_nanos(2 * SLEEP_WORK.as_nanos() as u64 * iters))
+}
+
+/// The raw futex ping-pong, with [`SLEEP_WORK`] before each send.
+fn rtt_raw_futex_sleep(iters: u64) -> Duration {
+    let shm = Shm::new(4096);
+    let w = shm.u32_at(0);
+    let child = fork(|| {
+        for i in 0..iters as u32 {
+            futex_await(w, 2 * i + 1);
+            work();
+            w.store(2 * i + 2, Ordering::Release);
+            futex_wake(w);
+        }
+    });
+    let start = Instant::now();
+    for i in 0..iters as u32 {
+        work();
+        w.store(2 * i + 1, Ordering::Release);
+        futex_wake(w);
+        futex_await(w, 2 * i + 2);
+    }
+    let t = start.elapsed();
+    child.join();
+    beyond_work(t, iters)
+}
+
+/// The `Queue` ping-pong with blocking `get`, with [`SLEEP_WORK`] before
+/// each `put`.
+fn rtt_queue_sleep(iters: u64) -> Duration {
+    let req = Queue::<Plain<u64>>::new(RING).expect("queue");
+    let rep = Queue::<Plain<u64>>::new(RING).expect("queue");
+    let child = start(queue_echo_after_work, (req.clone(), rep.clone(), iters));
+    let start = Instant::now();
+    for i in 0..iters {
+        work();
+        req.put(Plain(i)).expect("put");
+        assert_eq!(rep.get().expect("get"), Plain(i));
+    }
+    let t = start.elapsed();
+    join(child);
+    beyond_work(t, iters)
+}
+
+fn queue_echo_after_work((req, rep, iters): (Queue<Plain<u64>>, Queue<Plain<u64>>, u64)) {
+    for _ in 0..iters {
+        let v = req.get().expect("get");
+        work();
+        rep.put(v).expect("put");
+    }
+}
+
+/// The `Pipe` ping-pong with blocking `recv`, with [`SLEEP_WORK`] before
+/// each `send`.
+fn rtt_pipe_sleep(iters: u64) -> Duration {
+    let (here, there) = Pipe::with_capacity(RING).expect("pipe");
+    let child = start(pipe_echo_after_work, (there, iters));
+    let start = Instant::now();
+    for i in 0..iters {
+        work();
+        here.send(&Plain(i)).expect("send");
+        assert_eq!(here.recv::<Plain<u64>>().expect("recv"), Plain(i));
+    }
+    let t = start.elapsed();
+    join(child);
+    beyond_work(t, iters)
+}
+
+fn pipe_echo_after_work((conn, iters): (Connection, u64)) {
+    for _ in 0..iters {
+        let v: Plain<u64> = conn.recv().expect("recv");
+        work();
+        conn.send(&v).expect("send");
+    }
 }
 
 fn rtt_ipc_channel(iters: u64) -> Duration {
@@ -1130,7 +1231,7 @@ fn big_pipe_produce((tx, go, n, how): (Connection<SendOnly>, Event, u64, How)) {
 type Row = (&'static str, &'static str, &'static str, Option<(bool, f64)>);
 
 /// The ratios the targets of issue 3 are stated in (and a few more).
-const ROWS: [Row; 24] = [
+const ROWS: [Row; 26] = [
     ("Pipe RTT spinning / raw cache-line", "rtt_8B/pipe_spin", "rtt_8B/raw_cacheline", Some((true, 2.0))),
     // The same target for a blocking `recv` whose reply comes within its
     // spin window ("receiver spinning or within its spin window").
@@ -1138,8 +1239,12 @@ const ROWS: [Row; 24] = [
     ("Pipe RTT spinning / raw two lines", "rtt_8B/pipe_spin", "rtt_8B/raw_two_lines", None),
     ("raw two lines / raw cache-line", "rtt_8B/raw_two_lines", "rtt_8B/raw_cacheline", None),
     ("Queue RTT spinning / raw cache-line", "rtt_8B/queue_spin", "rtt_8B/raw_cacheline", None),
-    ("Pipe RTT blocking / raw futex", "rtt_8B/pipe_block", "rtt_8B/raw_futex", Some((true, 1.1))),
-    ("Queue RTT blocking / raw futex", "rtt_8B/queue_block", "rtt_8B/raw_futex", Some((true, 1.1))),
+    // "Blocking RTT when both sides sleep": only the `_sleep` cases sleep.
+    ("Pipe RTT both sleep / raw futex", "rtt_8B/pipe_sleep", "rtt_8B/raw_futex_sleep", Some((true, 1.1))),
+    ("Queue RTT both sleep / raw futex", "rtt_8B/queue_sleep", "rtt_8B/raw_futex_sleep", Some((true, 1.1))),
+    // (A blocking receive whose reply comes within its spin never sleeps.)
+    ("Pipe RTT blocking / raw futex", "rtt_8B/pipe_block", "rtt_8B/raw_futex", None),
+    ("Queue RTT blocking / raw futex", "rtt_8B/queue_block", "rtt_8B/raw_futex", None),
     ("Queue RTT spinning / UnixStream", "rtt_8B/queue_spin", "rtt_8B/unix_stream", Some((true, 0.25))),
     ("Queue RTT blocking / UnixStream", "rtt_8B/queue_block", "rtt_8B/unix_stream", Some((true, 0.25))),
     ("Pipe RTT blocking / UnixStream", "rtt_8B/pipe_block", "rtt_8B/unix_stream", None),
