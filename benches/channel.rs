@@ -21,7 +21,7 @@
 //!   (`_block`: a short spin, then a futex sleep). In a ping-pong the reply
 //!   comes within the receiver's spin, so `_block` never sleeps; the
 //!   `_sleep` cases make both sides sleep on every message: each side works
-//!   (busy) for [`SLEEP_WORK`], 200 µs, longer than any receiver spins,
+//!   (busy) for 200 µs, longer than any receiver spins,
 //!   before it sends, so the other side's spin budget runs out and it
 //!   sleeps. Timed: the round trip minus the 2 × 200 µs of work, that is,
 //!   what the two sleeps and wake-ups cost. Floor: the same with the raw
@@ -413,14 +413,14 @@ fn groups() -> Vec<(&'static str, Option<Throughput>, Vec<Bench>)> {
             vec![
                 bench("rtt_8B/raw_cacheline", rtt_raw_cacheline),
                 bench("rtt_8B/raw_two_lines", rtt_raw_two_lines),
-                bench("rtt_8B/queue_spin", |n| rtt_queue(true, n)),
-                bench("rtt_8B/pipe_spin", |n| rtt_pipe(true, n)),
-                bench("rtt_8B/raw_futex", rtt_raw_futex),
-                bench("rtt_8B/queue_block", |n| rtt_queue(false, n)),
-                bench("rtt_8B/pipe_block", |n| rtt_pipe(false, n)),
-                bench("rtt_8B/raw_futex_sleep", rtt_raw_futex_sleep),
-                bench("rtt_8B/queue_sleep", rtt_queue_sleep),
-                bench("rtt_8B/pipe_sleep", rtt_pipe_sleep),
+                bench("rtt_8B/queue_spin", |n| rtt_queue(Waiting::Spin, n)),
+                bench("rtt_8B/pipe_spin", |n| rtt_pipe(Waiting::Spin, n)),
+                bench("rtt_8B/raw_futex", |n| rtt_raw_futex(Waiting::Block, n)),
+                bench("rtt_8B/queue_block", |n| rtt_queue(Waiting::Block, n)),
+                bench("rtt_8B/pipe_block", |n| rtt_pipe(Waiting::Block, n)),
+                bench("rtt_8B/raw_futex_sleep", |n| rtt_raw_futex(Waiting::Sleep, n)),
+                bench("rtt_8B/queue_sleep", |n| rtt_queue(Waiting::Sleep, n)),
+                bench("rtt_8B/pipe_sleep", |n| rtt_pipe(Waiting::Sleep, n)),
                 bench("rtt_8B/unix_stream", |n| {
                     let (a, z) = UnixStream::pair().expect("socketpair");
                     io_ping_pong(n, (&a, &a), (&z, &z))
@@ -524,116 +524,70 @@ fn rtt_raw_two_lines(iters: u64) -> Duration {
     t
 }
 
-fn rtt_raw_futex(iters: u64) -> Duration {
-    let shm = Shm::new(4096);
-    let w = shm.u32_at(0);
-    let child = fork(|| {
-        for i in 0..iters as u32 {
-            futex_await(w, 2 * i + 1);
-            w.store(2 * i + 2, Ordering::Release);
-            futex_wake(w);
-        }
-    });
-    let start = Instant::now();
-    for i in 0..iters as u32 {
-        w.store(2 * i + 1, Ordering::Release);
-        futex_wake(w);
-        futex_await(w, 2 * i + 2);
-    }
-    let t = start.elapsed();
-    child.join();
-    t
+/// How the two sides of a ping-pong wait for each other's message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+enum Waiting {
+    /// Spinning on `try_get`/`try_recv`.
+    Spin,
+    /// Blocking `get`/`recv` (for the raw futex: `FUTEX_WAIT`); the reply
+    /// comes within the receiver's spin, so ours do not sleep.
+    Block,
+    /// Blocking, with [`SLEEP_WORK`] before each send, so every receive
+    /// sleeps; the time reported is what is left of the round trip after
+    /// the work ([`beyond_work`]).
+    Sleep,
 }
 
-/// The work each side of a `_sleep` round trip does before it sends:
-/// longer than a receiver ever spins (128 µs), so every receive sleeps.
+/// The work each side of a [`Waiting::Sleep`] round trip does before it
+/// sends: longer than a receiver ever spins (128 µs), so every receive
+/// sleeps.
 const SLEEP_WORK: Duration = Duration::from_micros(200);
 
-/// Busy for [`SLEEP_WORK`] (busy rather than asleep, so that the time is
-/// exact and the core is occupied, as a worker's would be).
-fn work() {
-    let start = Instant::now();
-    while start.elapsed() < SLEEP_WORK {
-        spin_loop();
+impl Waiting {
+    /// Before each send: busy for [`SLEEP_WORK`] when both sides are to
+    /// sleep (busy rather than asleep, so that the time is exact and the
+    /// core occupied, as a worker's would be).
+    #[inline]
+    fn before_send(self) {
+        if self != Waiting::Sleep {
+            return;
+        }
+        let start = Instant::now();
+        while start.elapsed() < SLEEP_WORK {
+            spin_loop();
+        }
+    }
+
+    /// What `iters` round trips that took `t` cost beyond the work.
+    fn beyond_work(self, t: Duration, iters: u64) -> Duration {
+        match self {
+            Waiting::Sleep => t.saturating_sub(Duration::from_nanos(2 * SLEEP_WORK.as_nanos() as u64 * iters)),
+            _ => t,
+        }
     }
 }
 
-/// What `iters` round trips took beyond the work of both sides.
-fn beyond_work(t: Duration, iters: u64) -> Duration {
-    t.saturating_sub(Duration::from_nanos(2 * SLEEP_WORK.as_nanos() as u64 * iters))
-}
-
-/// The raw futex ping-pong, with [`SLEEP_WORK`] before each send.
-fn rtt_raw_futex_sleep(iters: u64) -> Duration {
+fn rtt_raw_futex(how: Waiting, iters: u64) -> Duration {
     let shm = Shm::new(4096);
     let w = shm.u32_at(0);
     let child = fork(|| {
         for i in 0..iters as u32 {
             futex_await(w, 2 * i + 1);
-            work();
+            how.before_send();
             w.store(2 * i + 2, Ordering::Release);
             futex_wake(w);
         }
     });
     let start = Instant::now();
     for i in 0..iters as u32 {
-        work();
+        how.before_send();
         w.store(2 * i + 1, Ordering::Release);
         futex_wake(w);
         futex_await(w, 2 * i + 2);
     }
     let t = start.elapsed();
     child.join();
-    beyond_work(t, iters)
-}
-
-/// The `Queue` ping-pong with blocking `get`, with [`SLEEP_WORK`] before
-/// each `put`.
-fn rtt_queue_sleep(iters: u64) -> Duration {
-    let req = Queue::<Plain<u64>>::new(RING).expect("queue");
-    let rep = Queue::<Plain<u64>>::new(RING).expect("queue");
-    let child = start(queue_echo_after_work, (req.clone(), rep.clone(), iters));
-    let start = Instant::now();
-    for i in 0..iters {
-        work();
-        req.put(Plain(i)).expect("put");
-        assert_eq!(rep.get().expect("get"), Plain(i));
-    }
-    let t = start.elapsed();
-    join(child);
-    beyond_work(t, iters)
-}
-
-fn queue_echo_after_work((req, rep, iters): (Queue<Plain<u64>>, Queue<Plain<u64>>, u64)) {
-    for _ in 0..iters {
-        let v = req.get().expect("get");
-        work();
-        rep.put(v).expect("put");
-    }
-}
-
-/// The `Pipe` ping-pong with blocking `recv`, with [`SLEEP_WORK`] before
-/// each `send`.
-fn rtt_pipe_sleep(iters: u64) -> Duration {
-    let (here, there) = Pipe::with_capacity(RING).expect("pipe");
-    let child = start(pipe_echo_after_work, (there, iters));
-    let start = Instant::now();
-    for i in 0..iters {
-        work();
-        here.send(&Plain(i)).expect("send");
-        assert_eq!(here.recv::<Plain<u64>>().expect("recv"), Plain(i));
-    }
-    let t = start.elapsed();
-    join(child);
-    beyond_work(t, iters)
-}
-
-fn pipe_echo_after_work((conn, iters): (Connection, u64)) {
-    for _ in 0..iters {
-        let v: Plain<u64> = conn.recv().expect("recv");
-        work();
-        conn.send(&v).expect("send");
-    }
+    how.beyond_work(t, iters)
 }
 
 fn rtt_ipc_channel(iters: u64) -> Duration {
@@ -679,25 +633,30 @@ fn io_ping_pong(iters: u64, parent: (impl Read, impl Write), child: (impl Read, 
 }
 
 /// `Queue<Plain<u64>>` ping-pong: one queue per direction.
-fn rtt_queue(spin: bool, iters: u64) -> Duration {
+fn rtt_queue(how: Waiting, iters: u64) -> Duration {
     let req = Queue::<Plain<u64>>::new(RING).expect("queue");
     let rep = Queue::<Plain<u64>>::new(RING).expect("queue");
-    let child = start(queue_echo, (req.clone(), rep.clone(), iters, spin));
+    let child = start(queue_echo, (req.clone(), rep.clone(), iters, how));
     let start = Instant::now();
     for i in 0..iters {
+        how.before_send();
         req.put(Plain(i)).expect("put");
-        let Plain(v) = if spin { queue_spin_get(&rep) } else { rep.get().expect("get") };
-        assert_eq!(v, i);
+        assert_eq!(queue_get(&rep, how), Plain(i));
     }
     let t = start.elapsed();
     join(child);
-    t
+    how.beyond_work(t, iters)
+}
+
+fn queue_get(q: &Queue<Plain<u64>>, how: Waiting) -> Plain<u64> {
+    if how == Waiting::Spin { queue_spin_get(q) } else { q.get().expect("get") }
 }
 
 /// The child side of the queue ping-pong.
-fn queue_echo((req, rep, iters, spin): (Queue<Plain<u64>>, Queue<Plain<u64>>, u64, bool)) {
+fn queue_echo((req, rep, iters, how): (Queue<Plain<u64>>, Queue<Plain<u64>>, u64, Waiting)) {
     for _ in 0..iters {
-        let v = if spin { queue_spin_get(&req) } else { req.get().expect("get") };
+        let v = queue_get(&req, how);
+        how.before_send();
         rep.put(v).expect("put");
     }
 }
@@ -707,24 +666,29 @@ fn pipe_spin_recv<T: Message, D: CanRecv>(c: &Connection<D>) -> T {
 }
 
 /// `Pipe` ping-pong: one duplex pipe, `Plain<u64>` messages.
-fn rtt_pipe(spin: bool, iters: u64) -> Duration {
+fn rtt_pipe(how: Waiting, iters: u64) -> Duration {
     let (here, there) = Pipe::with_capacity(RING).expect("pipe");
-    let child = start(pipe_echo, (there, iters, spin));
+    let child = start(pipe_echo, (there, iters, how));
     let start = Instant::now();
     for i in 0..iters {
+        how.before_send();
         here.send(&Plain(i)).expect("send");
-        let Plain(v): Plain<u64> = if spin { pipe_spin_recv(&here) } else { here.recv().expect("recv") };
-        assert_eq!(v, i);
+        assert_eq!(pipe_recv(&here, how), Plain(i));
     }
     let t = start.elapsed();
     join(child);
-    t
+    how.beyond_work(t, iters)
+}
+
+fn pipe_recv(c: &Connection, how: Waiting) -> Plain<u64> {
+    if how == Waiting::Spin { pipe_spin_recv(c) } else { c.recv().expect("recv") }
 }
 
 /// The child side of the pipe ping-pong.
-fn pipe_echo((conn, iters, spin): (Connection, u64, bool)) {
+fn pipe_echo((conn, iters, how): (Connection, u64, Waiting)) {
     for _ in 0..iters {
-        let v: Plain<u64> = if spin { pipe_spin_recv(&conn) } else { conn.recv().expect("recv") };
+        let v = pipe_recv(&conn, how);
+        how.before_send();
         conn.send(&v).expect("send");
     }
 }
