@@ -1708,6 +1708,23 @@ mod tests {
         // A fixed length no header can hold is no help: ignored.
         ring.send(&[5; 8], None, true, &never_gone).unwrap();
         assert_eq!(ring.recv_fast(&mut read, Some(1 << 32)), Ok(vec![5; 8]));
+        // Headers of that length that are not a whole record of this lap
+        // lying within the buffer: a stream's first part (the general path
+        // assembles it), and forged ones (it reports them).
+        let head = ring.cons().head.load(Ordering::Relaxed);
+        let lap = ring.lap(head);
+        for (pos, word, corrupt) in [
+            (head, Record::encode(FIRST, 64, lap), false),
+            (head, Record::encode(FULL, 64, lap + 1), true),
+            (CAP as u64 - 8, Record::encode(FULL, 64, 0), true),
+        ] {
+            ring.cons().head.store(pos, Ordering::Relaxed);
+            ring.word(pos).store(word, Ordering::Release);
+            assert_eq!(ring.recv_fast(&mut read, Some(64)), Err(Miss::Unsure), "{word:#x} at {pos}");
+            assert_eq!(ring.cons().head.load(Ordering::Relaxed), pos, "nothing taken");
+            assert_eq!(matches!(ring.peek(pos), Err(Stop::Broken(_))), corrupt, "{word:#x} at {pos}");
+            ring.word(pos).store(0, Ordering::Relaxed);
+        }
     }
 
     /// The inline receive answers "empty" itself only as the thread the
