@@ -37,6 +37,14 @@ pub trait Message: Sized {
     /// single comparison, and copies a length known when it was compiled.
     /// A message of another length is still received, and
     /// [`decode`](Self::decode) says what is wrong with it.
+    ///
+    /// ```
+    /// use multiproc::channel::{Message, Plain};
+    ///
+    /// assert_eq!(<Plain<[u64; 8]>>::SIZE, Some(64));
+    /// assert_eq!(<String>::SIZE, None);
+    /// assert_eq!(<u64>::SIZE, None); // postcard: a varint, 1 to 10 bytes
+    /// ```
     const SIZE: Option<usize> = None;
 
     /// The bytes of `self` as they are, when no encoding step is needed
