@@ -393,31 +393,46 @@ fn pipe_wrong_message_type_is_a_decode_error_and_is_consumed() {
     assert_eq!(b.recv::<u16>(), Ok(7));
 }
 
-/// A typed receive of a fixed-size type checks a record's header against
-/// the one a message of that size has: messages of other sizes in between
-/// (longer, shorter, empty) still arrive, as decode errors, in their place,
-/// also once the receive side takes its inline path.
-#[test]
-fn pipe_fixed_size_receive_reports_other_sizes_in_order() {
-    let (a, b) = Pipe::new().unwrap();
-    for i in 0..400u64 {
-        let odd = match i % 100 {
-            17 => Some(vec![3u8; 72]),
-            42 => Some(vec![4u8; 56]),
-            91 => Some(Vec::new()),
-            _ => None,
-        };
-        match &odd {
-            Some(bytes) => a.send_bytes(bytes).unwrap(),
-            None => a.send(&Plain([i; 8])).unwrap(),
-        }
-        match b.recv::<Plain<[u64; 8]>>() {
-            Ok(Plain(v)) => assert!(odd.is_none() && v == [i; 8], "message {i}: got {v:?}"),
-            Err(RecvError::Failed(Failure::Decode(e))) => assert!(odd.is_some(), "message {i}: {e}"),
-            Err(e) => panic!("message {i}: {e:?}"),
+/// The message `i` of the fixed-size stream below, or the odd-sized one
+/// that takes its place.
+fn fixed_or_odd(i: u64) -> Result<[u64; 8], Vec<u8>> {
+    match i % 1000 {
+        17 => Err(vec![3; 72]),
+        420 => Err(vec![4; 56]),
+        911 => Err(Vec::new()),
+        _ => Ok([i, !i, i ^ 0x5a5a, i.rotate_left(17), i * 3, i + 7, i << 3, i >> 3]),
+    }
+}
+
+fn send_fixed_stream((tx, n): (Connection<SendOnly>, u64)) {
+    for i in 0..n {
+        match fixed_or_odd(i) {
+            Ok(v) => tx.send(&Plain(v)).unwrap(),
+            Err(bytes) => tx.send_bytes(&bytes).unwrap(),
         }
     }
-    assert_eq!(b.try_recv::<Plain<[u64; 8]>>(), Err(TryRecvError::Empty));
+}
+
+/// A typed receive of a fixed-size type checks a record's header against
+/// the one a message of that size has: a stream from another process, many
+/// laps of a small ring, arrives whole and in order, and messages of other
+/// sizes in it (longer, shorter, empty) arrive as decode errors in their
+/// place, also once the receive side takes its inline path.
+#[test]
+fn pipe_fixed_size_stream_from_a_child_reports_other_sizes_in_order() {
+    const N: u64 = 200_000;
+    let (rx, tx) = Pipe::one_way_with_capacity(16 * 1024).unwrap();
+    let mut p = Process::new(send_fixed_stream, (tx, N));
+    p.start().unwrap();
+    for i in 0..N {
+        match (rx.recv_timeout::<Plain<[u64; 8]>>(LIMIT), fixed_or_odd(i)) {
+            (Ok(Plain(got)), Ok(want)) => assert_eq!(got, want, "message {i}"),
+            (Err(RecvTimeoutError::Failed(Failure::Decode(_))), Err(_)) => {}
+            (got, want) => panic!("message {i}: got {got:?}, sent {want:?}"),
+        }
+    }
+    assert_eq!(join(&mut p), 0);
+    assert_eq!(rx.try_recv::<Plain<[u64; 8]>>(), Err(TryRecvError::Disconnected));
 }
 
 /// Sends a huge message; the parent kills it in the middle.
