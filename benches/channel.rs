@@ -777,7 +777,7 @@ fn tput_queue(producers: u64, how: How, iters: u64) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         sum = sum.wrapping_add(match how {
-            How::Plain => seq_of(&black_box(q.get().expect("get")).0),
+            How::Plain => seq_of(black_box(&q.get().expect("get").0)),
             _ => seq_of(&q.get_bytes().expect("get_bytes")),
         });
     }
@@ -809,7 +809,7 @@ fn tput_pipe(how: How, iters: u64) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         sum = sum.wrapping_add(match how {
-            How::Plain => seq_of(&black_box(rx.recv::<Plain<M64>>().expect("recv")).0),
+            How::Plain => seq_of(black_box(&rx.recv::<Plain<M64>>().expect("recv").0)),
             How::BytesInto => {
                 assert_eq!(rx.recv_bytes_into(&mut m).expect("recv_bytes_into"), 64);
                 seq_of(black_box(&m))
