@@ -1002,6 +1002,14 @@ impl<D: CanSend> Connection<D> {
     /// [`capacity`](Self::capacity). Other senders on this end wait until
     /// the slot is committed or dropped.
     ///
+    /// For large messages: the slot holds the sending side's lock while the
+    /// caller writes, and goes the general way, not the inline one of
+    /// [`send`](Self::send), which never lets the caller run with the side
+    /// held. A stream of 64-byte messages written with `reserve` and read
+    /// with [`recv_in_place`](Self::recv_in_place) took 100–115 ns a
+    /// message where `send` and `recv` took 26–50 ns (session 11); from a
+    /// few KiB up, not copying wins (`benches/README.md`).
+    ///
     /// # Errors
     ///
     /// [`SendError::Failed`] with [`Failure::TooLarge`] above half the
