@@ -1007,8 +1007,9 @@ impl<D: CanSend> Connection<D> {
     /// [`send`](Self::send), which never lets the caller run with the side
     /// held. A stream of 64-byte messages written with `reserve` and read
     /// with [`recv_in_place`](Self::recv_in_place) took 100–115 ns a
-    /// message where `send` and `recv` took 26–50 ns (session 11); from a
-    /// few KiB up, not copying wins (`benches/README.md`).
+    /// message where `send` and `recv` took 26–50 ns (session 11); 1 MiB
+    /// messages move this way at 0.8–1.0x the speed of one `memcpy` of
+    /// them (`benches/README.md`).
     ///
     /// # Errors
     ///
