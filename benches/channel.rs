@@ -527,7 +527,8 @@ fn rtt_raw_two_lines(iters: u64) -> Duration {
 /// How the two sides of a ping-pong wait for each other's message.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
 enum Waiting {
-    /// Spinning on `try_get`/`try_recv`.
+    /// Spinning on `try_get`/`try_recv` (ours only: the raw futex
+    /// ping-pong always waits in `FUTEX_WAIT`, as with `Block`).
     Spin,
     /// Blocking `get`/`recv` (for the raw futex: `FUTEX_WAIT`); the reply
     /// comes within the receiver's spin, so ours do not sleep.
