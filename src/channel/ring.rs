@@ -793,7 +793,17 @@ impl<'a> Ring<'a> {
     /// and the message one record that fits now. `false` when any of that
     /// is not so (or a check fails): nothing was done, and the caller takes
     /// the general path, which reports what is wrong.
-    #[inline]
+    ///
+    /// Always inlined: where the caller's message has a length known when
+    /// compiling (a typed send of a `Plain<T>`), the copy into the ring is
+    /// then a few vector moves and the mailbox's size check folds away;
+    /// out of line, the copy was a call to `memmove` and the function
+    /// saved and restored six registers per message on a side that is
+    /// bound by its stores. Measured (the 64-byte typed pipe stream, fork,
+    /// builds alternated 18 times each, session 12): 31.0 -> 24.2 ns a
+    /// message, medians; the bench's paired ratio to the SPSC ring went
+    /// from 0.55, 0.61, 0.42x to 0.64, 0.66, 0.93x (alternated runs).
+    #[inline(always)]
     pub(crate) fn send_fast(&self, msg: &[u8]) -> bool {
         let len = msg.len() as u64;
         if msg.len() > self.max_chunk() {
