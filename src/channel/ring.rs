@@ -800,7 +800,7 @@ impl<'a> Ring<'a> {
     /// out of line, the copy was a call to `memmove` and the function
     /// saved and restored six registers per message on a side that is
     /// bound by its stores. Measured (the 64-byte typed pipe stream, fork,
-    /// builds alternated 18 times each, session 12): 31.0 -> 24.2 ns a
+    /// 18 runs of each build in alternation, session 12): 31.0 -> 24.2 ns a
     /// message, medians; the bench's paired ratio to the SPSC ring went
     /// from 0.55, 0.61, 0.42x to 0.64, 0.66, 0.93x (alternated runs).
     #[inline(always)]
