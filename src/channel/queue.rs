@@ -353,8 +353,8 @@ impl<T: Message, F: Flavor> Core<T, F> {
     /// (a biased side, a message that fits or waits now) inline, the rest
     /// out of line; the sends always inline, so that a message whose length
     /// is known when compiling is copied with a few moves (see
-    /// `Ring::send_fast`). Measured, 64-byte `Plain`: one thread, put 19 -> 7.5 ns
-    /// and get 25 -> 15 ns (8.5 ns decoding through `Decoded`); a
+    /// `Ring::send_fast`). Measured, 64-byte `Plain`: one thread, put 19 ->
+    /// 7.5 ns and get 25 -> 15 ns (8.5 ns decoding through `Decoded`); a
     /// one-to-one stream between two processes, alternated builds, 179-363
     /// -> 94-102 ns a message in the slow cross-core state
     /// (benches/README.md, session 8).
