@@ -378,11 +378,9 @@ impl End {
         // trip over a pipe costs what these lines and their twins in
         // `recv_msg` cost, twice, on top of the cache line itself; and a
         // stream of small messages is as fast as its sender's path is short.
-        // The rest is out of line, so that this part needs few registers.
-        // Always inlined, down to `Ring::send_fast`: where the caller's
-        // message has a length known when compiling, the copy into the ring
-        // is a few moves, not a call to `memcpy` (the bench's `send_bytes`
-        // producer made that call until session 12).
+        // The rest is out of line, so that this part needs few registers;
+        // this part is always inlined, down to `Ring::send_fast` (see there
+        // why).
         if let Some(bytes) = msg.as_bytes() {
             if self.send_now(bytes) {
                 return Ok(());
