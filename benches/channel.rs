@@ -54,9 +54,9 @@
 //! other processes (and the hypervisor) took meanwhile; then every ratio
 //! that issue 3 states a target in, marked met or not, computed twice:
 //! (A) from the criterion medians, and (B) from a paired measurement that
-//! runs the two sides again in alternation (8 rounds of about 100 ms each,
-//! ABBA order), so that a change of the machine's state between two
-//! benchmarks does not decide a target. Only ratios within one run mean
+//! runs the two sides again in alternation (8 rounds of about 100 ms and at
+//! least 1000 iterations each, ABBA order), so that a change of the
+//! machine's state between two benchmarks does not decide a target. Only ratios within one run mean
 //! anything. Figures go in `benches/README.md`.
 #![allow(unsafe_code)]
 
@@ -1234,6 +1234,15 @@ const ROWS: [Row; 26] = [
 /// Rounds of the paired measurement, and the time each side runs per round.
 const PAIR_ROUNDS: usize = 8;
 const PAIR_RUN: Duration = Duration::from_millis(100);
+/// The fewest iterations a side runs per round, whatever they take. A
+/// both-sides-sleep round trip is ~0.5 ms, most of it work, and what is
+/// timed (two wake-ups of an idle vCPU, ~40 µs each) varies by ±20% from
+/// one to the next: 100 ms held ~200 of them, and the median of eight
+/// such rounds' ratios crossed 1.1x in two full runs of seven while 40
+/// alternated runs of 400 (a fork harness, session 13) put the pipe at
+/// 0.997x the raw futex. Every other benchmark runs thousands of
+/// iterations in `PAIR_RUN` anyway.
+const PAIR_MIN_ITERS: u64 = 1000;
 
 /// The ratio of a row from two times per iteration: ours over the
 /// reference for round trips, the reference over ours for rates.
@@ -1250,7 +1259,7 @@ fn verdict(target: Option<(bool, f64)>, r: f64) -> String {
 }
 
 /// Measures each row's two benchmarks again in alternation — `PAIR_ROUNDS`
-/// rounds of about `PAIR_RUN` each, in the order AB, BA, AB… — and returns
+/// rounds of about `PAIR_RUN` (at least `PAIR_MIN_ITERS` iterations) each, in the order AB, BA, AB… — and returns
 /// the per-round ratios, so that a change of machine state between two
 /// criterion benchmarks does not decide a target.
 fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
@@ -1258,7 +1267,7 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
     ROWS.iter()
         .map(|&(_, num, den, _)| {
             let (a, b) = (find(num)?, find(den)?);
-            let iters = |id: &str| Some(((PAIR_RUN.as_nanos() as f64 / median_ns(id)?) as u64).max(1));
+            let iters = |id: &str| Some(((PAIR_RUN.as_nanos() as f64 / median_ns(id)?) as u64).max(PAIR_MIN_ITERS));
             let (na, nb) = (iters(num)?, iters(den)?);
             let before = Cpu::now();
             let mut ratios = Vec::new();
@@ -1326,8 +1335,9 @@ fn summary(pairs: &[Option<Paired>]) {
 
     println!("\nratios, with issue 3's targets");
     println!("  A: from the criterion medians above");
-    println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two, about {PAIR_RUN:?} each,");
-    println!("     with each side's median time per iteration over the rounds");
+    println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two, about {PAIR_RUN:?}");
+    println!("     and at least {PAIR_MIN_ITERS} iterations each, with each side's median time per");
+    println!("     iteration over the rounds");
     for (&(label, num, den, target), pair) in ROWS.iter().zip(pairs) {
         let (Some(n), Some(d)) = (median_ns(num), median_ns(den)) else { continue };
         let a = ratio(num, n, d);
