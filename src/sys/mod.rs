@@ -1,4 +1,5 @@
-//! The only layer that makes system calls.
+//! The only layer that makes system calls (and the one CPU hint `std`
+//! lacks, in [`cpu`]).
 //!
 //! Every `unsafe` block that talks to the OS lives here, each with a
 //! `// SAFETY:` comment. The layers above see typed, owned handles
@@ -12,6 +13,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod conv;
+pub(crate) mod cpu;
 pub(crate) mod fs;
 pub(crate) mod futex;
 pub(crate) mod lock;
