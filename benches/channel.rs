@@ -1,6 +1,6 @@
 //! Channels against their peers, every peer measured in the same run.
 //!
-//! Run with `cargo bench --bench channel` (about 3 minutes). The other side
+//! Run with `cargo bench --bench channel` (about 4 minutes). The other side
 //! of every measurement is a real second process: forked with `libc::fork`
 //! for the raw floors and the peers, started with [`Process`] and
 //! [`StartMethod::Fork`] for multiproc. Process start-up and join are

@@ -122,8 +122,8 @@ const SLACK_MAX_PAUSES: u32 = 4096;
 /// will write a few records later, in a state to write it
 /// ([`cpu::prefetch_write`]). Each line of the buffer was last read by the
 /// consumer's core, so each store into it waits for it to be taken back,
-/// and a path of ~130 instructions a message leaves room for only a couple
-/// of such waits at a time. Measured (fork harness, 64-byte typed stream,
+/// and (most likely) a path of ~130 instructions a message leaves room for
+/// only a couple of such waits at a time. Measured (fork harness, 64-byte typed stream,
 /// builds alternated, medians of 18–30 runs; session 13): the producer
 /// alone, filling 3000 records into a ring the consumer had drained,
 /// 18.7–62.5 -> 13.0–39.7 ns a record; the stream 22.8–35.1 -> 16.1–24.2
