@@ -1237,7 +1237,7 @@ const PAIR_ROUNDS: usize = 8;
 const PAIR_RUN: Duration = Duration::from_millis(100);
 /// The fewest iterations a side runs per round, whatever they take. A
 /// both-sides-sleep round trip is ~0.5 ms, most of it work, and what is
-/// timed (two wake-ups of an idle vCPU, ~40 µs each) varies by ±20% from
+/// timed (two wake-ups of an idle vCPU, ~45 µs each) varies by ±20% from
 /// one to the next: 100 ms held ~200 of them, and the median of eight
 /// such rounds' ratios crossed 1.1x in two full runs of seven while 40
 /// alternated runs of 400 (a fork harness, session 13) put the pipe at

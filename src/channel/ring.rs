@@ -123,16 +123,16 @@ const SLACK_MAX_PAUSES: u32 = 4096;
 /// ([`cpu::prefetch_write`]). Each line of the buffer was last read by the
 /// consumer's core, so each store into it waits for it to be taken back,
 /// and (most likely) a path of ~130 instructions a message leaves room for
-/// only a couple of such waits at a time. Measured (fork harness, 64-byte typed stream,
-/// builds alternated, medians of 18–30 runs; session 13): the producer
-/// alone, filling 3000 records into a ring the consumer had drained,
-/// 18.7–62.5 -> 13.0–39.7 ns a record; the stream 22.8–35.1 -> 16.1–24.2
-/// ns a message in five alternations, its ratio to the bare SPSC ring run
-/// beside it 0.52–0.68x -> 0.72–1.08x. 128, 512 and 1024 bytes ahead did
-/// no better; a read prefetch (`prefetcht0`) did worse; skipping lines
-/// that the cached `head` does not show as free (the consumer's unread
-/// records) gave up over half of the gain (20.9 against 16.1 ns, 23.9
-/// without), since that `head` lags the real one.
+/// only a couple of such waits at a time. Measured (fork harness, 64-byte
+/// typed stream, builds alternated, medians of 18–30 runs; session 13): the
+/// producer alone, filling 3000 records into a ring the consumer had
+/// drained, 18.7–62.5 -> 13.0–39.7 ns a record; the stream 22.8–35.1 ->
+/// 16.1–24.2 ns a message in five alternations, its ratio to the bare SPSC
+/// ring run beside it 0.52–0.68x -> 0.72–1.08x. 128, 512 and 1024 bytes
+/// ahead did no better; a read prefetch (`prefetcht0`) did worse; skipping
+/// lines that the cached `head` does not show as free (the consumer's
+/// unread records) gave up over half of the gain (20.9 against 16.1 ns,
+/// 23.9 without), since that `head` lags the real one.
 const WRITE_AHEAD: u64 = 256;
 
 const HEADER: u64 = 8;
