@@ -1277,9 +1277,10 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
     ROWS.iter()
         .map(|&(_, num, den, _)| {
             let (a, b) = (find(num)?, find(den)?);
-            let iters = |id: &str| Some(((PAIR_RUN.as_nanos() as f64 / median_ns(id)?) as u64).max(PAIR_MIN_ITERS));
-            let (na, nb) = (iters(num)?, iters(den)?);
-            let rounds = if median_ns(den)? >= LONG_ITER.as_nanos() as f64 { PAIR_ROUNDS_LONG } else { PAIR_ROUNDS };
+            let (ns_a, ns_b) = (median_ns(num)?, median_ns(den)?);
+            let iters = |ns: f64| ((PAIR_RUN.as_nanos() as f64 / ns) as u64).max(PAIR_MIN_ITERS);
+            let (na, nb) = (iters(ns_a), iters(ns_b));
+            let rounds = if ns_b >= LONG_ITER.as_nanos() as f64 { PAIR_ROUNDS_LONG } else { PAIR_ROUNDS };
             let before = Cpu::now();
             let mut ratios = Vec::new();
             let (mut a_ns, mut b_ns) = (Vec::new(), Vec::new());

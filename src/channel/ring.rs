@@ -120,7 +120,9 @@ const SLACK_MAX_PAUSES: u32 = 4096;
 
 /// How far ahead of the record it writes a producer asks for the line it
 /// will write a few records later, in a state to write it
-/// ([`cpu::prefetch_write`]). Each line of the buffer was last read by the
+/// ([`cpu::prefetch_write`]). (For a record longer than this, the line is
+/// one of its own, which the copy writes next anyway: one instruction
+/// spent, nothing else.) Each line of the buffer was last read by the
 /// consumer's core, so each store into it waits for it to be taken back,
 /// and (most likely) a path of ~130 instructions a message leaves room for
 /// only a couple of such waits at a time. Measured (fork harness, 64-byte
