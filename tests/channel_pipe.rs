@@ -556,3 +556,30 @@ fn pipe_small_message_sender_killed_mid_send_leaves_a_gapless_stream() {
     assert_eq!(killer.expect("killed after 50,000 messages").join().unwrap(), -9);
     assert!(next >= 50_000);
 }
+
+/// Bytes that are no message of the type asked for: an error of each
+/// receive's own type, the message consumed, and the next one delivered.
+/// Both ways a typed receive decodes: a serde type (the inline path hands
+/// the bytes to postcard) and a `Plain` type (a record of another size goes
+/// the general way), in the mailbox (16 bytes or less) and in the ring.
+#[test]
+fn pipe_undecodable_messages_are_errors_of_each_receive_form_and_consumed() {
+    let (rx, tx) = Pipe::one_way().unwrap();
+    let bad_varint = [0xffu8; 11];
+    let decode_failed = |e: &Failure| matches!(e, Failure::Decode(_));
+    for bad in [&bad_varint[..], &[0xff; 40][..]] {
+        tx.send_bytes(bad).unwrap();
+        tx.send(&7u64).unwrap();
+        assert!(matches!(rx.recv::<u64>(), Err(RecvError::Failed(f)) if decode_failed(&f)), "{} bytes", bad.len());
+        assert_eq!(rx.recv::<u64>(), Ok(7));
+        tx.send_bytes(bad).unwrap();
+        assert!(matches!(rx.try_recv::<u64>(), Err(TryRecvError::Failed(f)) if decode_failed(&f)));
+        assert_eq!(rx.try_recv::<u64>(), Err(TryRecvError::Empty));
+        tx.send_bytes(bad).unwrap();
+        tx.send(&Plain(9u64)).unwrap();
+        assert!(matches!(rx.recv_timeout::<Plain<u64>>(LIMIT), Err(RecvTimeoutError::Failed(f)) if decode_failed(&f)));
+        assert_eq!(rx.recv_timeout::<Plain<u64>>(LIMIT), Ok(Plain(9)));
+        tx.send_bytes(bad).unwrap();
+        assert!(matches!(rx.recv::<Plain<u64>>(), Err(RecvError::Failed(f)) if decode_failed(&f)));
+    }
+}

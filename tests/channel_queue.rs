@@ -269,3 +269,31 @@ fn queue_children_hold_it_from_start_so_no_false_disconnect() {
         }
     }
 }
+
+/// Bytes that are no message of the queue's type: an error of each get's
+/// own type, the message consumed, and the next one delivered (a serde type,
+/// whose inline get hands the bytes to postcard, and a `Plain` one, whose
+/// get sends a record of another size the general way).
+#[test]
+fn queue_undecodable_messages_are_errors_of_each_get_form_and_consumed() {
+    let decode_failed = |e: &multiproc::channel::Failure| matches!(e, multiproc::channel::Failure::Decode(_));
+    let q = Queue::<u64>::new(4096).unwrap();
+    let p = Queue::<Plain<u64>>::new(4096).unwrap();
+    for bad in [&[0xffu8; 11][..], &[0xff; 40][..]] {
+        q.put_bytes(bad).unwrap();
+        q.put(7).unwrap();
+        assert!(matches!(q.get(), Err(RecvError::Failed(f)) if decode_failed(&f)), "{} bytes", bad.len());
+        assert_eq!(q.get(), Ok(7));
+        q.put_bytes(bad).unwrap();
+        assert!(matches!(q.try_get(), Err(TryRecvError::Failed(f)) if decode_failed(&f)));
+        assert_eq!(q.try_get(), Err(TryRecvError::Empty));
+        p.put_bytes(bad).unwrap();
+        p.put(Plain(9)).unwrap();
+        assert!(
+            matches!(p.get_timeout(Duration::from_secs(20)), Err(RecvTimeoutError::Failed(f)) if decode_failed(&f))
+        );
+        assert_eq!(p.get_timeout(Duration::from_secs(20)), Ok(Plain(9)));
+        p.put_bytes(bad).unwrap();
+        assert!(matches!(p.get(), Err(RecvError::Failed(f)) if decode_failed(&f)));
+    }
+}

@@ -386,13 +386,16 @@ impl<T: Message, F: Flavor> Core<T, F> {
 
     /// See [`put`](Self::put). A `try_` get keeps its order (is the ring
     /// empty? then take) and goes the general way.
+    /// `narrow`: the caller's error type (see [`Decoded`]).
     #[inline]
-    pub(crate) fn get(&self, how: Wait) -> Result<T, RecvTimeoutError> {
-        let mut out = Decoded::new();
-        if matches!(how, Wait::Now) || self.ring().recv_fast(&mut |bytes: &[u8]| out.read(bytes), T::SIZE).is_err() {
-            return self.get_slow(how);
+    pub(crate) fn get<E>(&self, how: Wait, narrow: impl Fn(RecvTimeoutError) -> E + Copy) -> Result<T, E> {
+        if !matches!(how, Wait::Now) {
+            let mut out = Decoded::new(narrow);
+            if let Ok(written) = self.ring().recv_fast(&mut |bytes: &[u8]| out.read(bytes), T::SIZE) {
+                return out.finish(written);
+            }
         }
-        out.finish()
+        self.get_slow(how).map_err(narrow)
     }
 
     #[inline(never)]
@@ -402,9 +405,11 @@ impl<T: Message, F: Flavor> Core<T, F> {
         // Only a message streamed in parts is assembled here: most are
         // decoded in place, so this allocates nothing for them.
         let mut parts = Vec::new();
-        let mut out = Decoded::new();
-        self.ring().recv_with(&mut parts, deadline, try_only, &gone, |bytes| out.read(bytes)).map_err(recv_error)?;
-        out.finish()
+        let mut out = Decoded::new(std::convert::identity);
+        match self.ring().recv_with(&mut parts, deadline, try_only, &gone, |bytes| out.read(bytes)) {
+            Ok(written) => out.finish(written),
+            Err(stop) => Err(recv_error(stop)),
+        }
     }
 
     /// See [`put`](Self::put). Measured, 64-byte messages: one thread, put
@@ -806,7 +811,7 @@ macro_rules! queue_type {
             /// (it is consumed) or the queue is corrupt.
             #[inline]
             pub fn get(&self) -> Result<T, RecvError> {
-                self.core.get(Wait::Forever).map_err(blocking_recv)
+                self.core.get(Wait::Forever, blocking_recv)
             }
 
             /// Takes a message if one is there now.
@@ -816,7 +821,7 @@ macro_rules! queue_type {
             /// [`TryRecvError::Empty`], otherwise as [`get`](Self::get).
             #[inline]
             pub fn try_get(&self) -> Result<T, TryRecvError> {
-                self.core.get(Wait::Now).map_err(try_recv)
+                self.core.get(Wait::Now, try_recv)
             }
 
             /// Takes a message, waiting at most `timeout` for one to begin.
@@ -832,7 +837,7 @@ macro_rules! queue_type {
             ///
             /// [`RecvTimeoutError::Timeout`], otherwise as [`get`](Self::get).
             pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-                self.core.get(Wait::timeout(timeout))
+                self.core.get(Wait::timeout(timeout), std::convert::identity)
             }
 
             /// Puts raw bytes as one message (any length; empty too).
@@ -1020,12 +1025,12 @@ macro_rules! queue_type {
             /// A blocking iterator over messages; it ends when the queue is
             /// closed and drained or every writer is gone.
             pub fn iter(&self) -> Iter<'_, T> {
-                Iter { next: Box::new(move || self.core.get(Wait::Forever).ok()) }
+                Iter { next: Box::new(move || self.core.get(Wait::Forever, std::convert::identity).ok()) }
             }
 
             /// An iterator over the messages waiting now.
             pub fn try_iter(&self) -> Iter<'_, T> {
-                Iter { next: Box::new(move || self.core.get(Wait::Now).ok()) }
+                Iter { next: Box::new(move || self.core.get(Wait::Now, std::convert::identity).ok()) }
             }
         }
 
