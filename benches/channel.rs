@@ -1244,14 +1244,18 @@ const PAIR_RUN: Duration = Duration::from_millis(100);
 /// 0.997x the raw futex. Every other benchmark runs thousands of
 /// iterations in `PAIR_RUN` anyway.
 const PAIR_MIN_ITERS: u64 = 1000;
-/// Rounds for a row whose reference takes [`LONG_ITER`] or more an
-/// iteration: the both-sides-sleep round trips, whose rounds spread
-/// 0.80–1.55x even at 1000 iterations each. Their eight-round medians
-/// still crossed 1.1x in one full run of four (session 13: 1.20x and 1.16x
-/// in the same run, 0.91–1.13x in the other three); two filtered runs of
-/// 24 rounds gave 1.04x and 1.05x (pipe), 1.01x and 1.05x (queue).
+/// Rounds for the rows whose two sides both sleep on every message (ids
+/// ending in [`SLEEP_SUFFIX`]), whose rounds spread 0.80–1.55x even at
+/// 1000 iterations each. Their eight-round medians still crossed 1.1x in
+/// one full run of four (session 13: 1.20x and 1.16x in the same run,
+/// 0.91–1.13x in the other three); two filtered runs of 24 rounds gave
+/// 1.04x and 1.05x (pipe), 1.01x and 1.05x (queue). (Chosen by name: a
+/// threshold on the time an iteration takes, as first written, missed
+/// them whenever the raw futex's round trip beyond the work came under
+/// it, 94 µs against 100 µs, and `UnixStream`'s round trip, 46–64 µs here,
+/// is as long.)
 const PAIR_ROUNDS_LONG: usize = 24;
-const LONG_ITER: Duration = Duration::from_micros(100);
+const SLEEP_SUFFIX: &str = "_sleep";
 
 /// The ratio of a row from two times per iteration: ours over the
 /// reference for round trips, the reference over ours for rates.
@@ -1280,7 +1284,7 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
             let (ns_a, ns_b) = (median_ns(num)?, median_ns(den)?);
             let iters = |ns: f64| ((PAIR_RUN.as_nanos() as f64 / ns) as u64).max(PAIR_MIN_ITERS);
             let (na, nb) = (iters(ns_a), iters(ns_b));
-            let rounds = if ns_b >= LONG_ITER.as_nanos() as f64 { PAIR_ROUNDS_LONG } else { PAIR_ROUNDS };
+            let rounds = if num.ends_with(SLEEP_SUFFIX) { PAIR_ROUNDS_LONG } else { PAIR_ROUNDS };
             let before = Cpu::now();
             let mut ratios = Vec::new();
             let (mut a_ns, mut b_ns) = (Vec::new(), Vec::new());
@@ -1347,8 +1351,8 @@ fn summary(pairs: &[Option<Paired>]) {
 
     println!("\nratios, with issue 3's targets");
     println!("  A: from the criterion medians above");
-    println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two ({PAIR_ROUNDS_LONG} where the");
-    println!("     reference takes {LONG_ITER:?} or more an iteration), each about {PAIR_RUN:?} and at least");
+    println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two ({PAIR_ROUNDS_LONG} where both");
+    println!("     sides sleep), each about {PAIR_RUN:?} and at least");
     println!("     {PAIR_MIN_ITERS} iterations, with each side's median time per iteration over the rounds");
     for (&(label, num, den, target), pair) in ROWS.iter().zip(pairs) {
         let (Some(n), Some(d)) = (median_ns(num), median_ns(den)) else { continue };
