@@ -131,6 +131,13 @@ impl Cpu {
         }
         Some(Cpu { at: Instant::now(), busy, steal, own })
     }
+
+    /// Seconds of wall time since `prev`, and of CPU time that other
+    /// processes used and that the hypervisor stole meanwhile.
+    fn since(&self, prev: &Cpu) -> (f64, f64, f64) {
+        let others = ((self.busy - prev.busy) - (self.own - prev.own)).max(0.0);
+        ((self.at - prev.at).as_secs_f64(), others, self.steal - prev.steal)
+    }
 }
 
 thread_local! {
@@ -144,12 +151,11 @@ thread_local! {
 /// criterion.
 fn note(id: &str, iters: u64, t: Duration) -> Duration {
     let now = Cpu::now();
-    let (mut wall, mut others, mut steal) = (0.0, 0.0, 0.0);
-    if let (Some(now), Some(prev)) = (&now, LAST_CPU.with(|l| l.borrow_mut().take())) {
-        wall = (now.at - prev.at).as_secs_f64();
-        others = ((now.busy - prev.busy) - (now.own - prev.own)).max(0.0);
-        steal = now.steal - prev.steal;
-    }
+    let prev = LAST_CPU.with(|l| l.borrow_mut().take());
+    let (wall, others, steal) = match (&now, prev) {
+        (Some(now), Some(prev)) => now.since(&prev),
+        _ => (0.0, 0.0, 0.0),
+    };
     LAST_CPU.with(|l| *l.borrow_mut() = now);
     let ns = t.as_nanos() as f64 / iters.max(1) as f64;
     CALLS.with(|c| c.borrow_mut().push(Call { id: id.to_string(), ns, wall, others, steal }));
@@ -1301,20 +1307,27 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
                 ratios.push(ratio(num, a_ns[round], b_ns[round]));
             }
             ratios.sort_by(f64::total_cmp);
-            let others = match (before, Cpu::now()) {
-                (Some(x), Some(y)) => ((y.busy - x.busy) - (y.own - x.own)).max(0.0) / (y.at - x.at).as_secs_f64(),
-                _ => 0.0,
+            let (others, steal) = match (before, Cpu::now()) {
+                (Some(x), Some(y)) => {
+                    let (wall, others, steal) = y.since(&x);
+                    (others / wall, steal / wall)
+                }
+                _ => (0.0, 0.0),
             };
-            Some(Paired { ratios, others, sides: (median(a_ns), median(b_ns)) })
+            Some(Paired { ratios, others, steal, sides: (median(a_ns), median(b_ns)) })
         })
         .collect()
 }
 
 /// The outcome of [`paired`] for one row: the per-round ratios, sorted, and
-/// the CPUs' worth of time other processes used meanwhile.
+/// the CPUs' worth of time other processes used, and the hypervisor stole,
+/// meanwhile. Steal is printed beside each ratio to tell whether a miss
+/// came in a stretch in which this VM's wake-ups slow down and scatter
+/// (see "Session 14" in `benches/README.md`).
 struct Paired {
     ratios: Vec<f64>,
     others: f64,
+    steal: f64,
     /// Median nanoseconds per iteration of each side over the rounds.
     sides: (f64, f64),
 }
@@ -1359,10 +1372,10 @@ fn summary(pairs: &[Option<Paired>]) {
         let a = ratio(num, n, d);
         print!("  {label:<36} A {a:>8.3}x {:<14}", verdict(target, a));
         match pair {
-            Some(Paired { ratios: r, others, sides: (sa, sb) }) => {
+            Some(Paired { ratios: r, others, steal, sides: (sa, sb) }) => {
                 let b = median(r.clone());
                 println!(
-                    "  B {b:>8.3}x [{:.3}, {:.3}] {:<14} ({:.3} vs {:.3} µs/iter) others {others:.2}",
+                    "  B {b:>8.3}x [{:.3}, {:.3}] {:<14} ({:.3} vs {:.3} µs/iter) others {others:.2} steal {steal:.2}",
                     r[0],
                     r[r.len() - 1],
                     verdict(target, b),
