@@ -386,6 +386,7 @@ impl<T: Message, F: Flavor> Core<T, F> {
 
     /// See [`put`](Self::put). A `try_` get keeps its order (is the ring
     /// empty? then take) and goes the general way.
+    ///
     /// `narrow`: the caller's error type (see [`Decoded`]). A waiting get
     /// looks a few more times before the general path, as a pipe's receive
     /// does ([`Ring::recv_quick`]): an 8-byte `Plain` ping-pong of blocking
