@@ -45,7 +45,9 @@ pub enum ProcessError {
     /// The spawned child ended without reaching its entry point: the program
     /// does not call [`init`](crate::init) first thing in `main` (or, in a
     /// test binary, lacks [`test_support!`](crate::test_support)). The child
-    /// ran `main` from the start instead of the target.
+    /// ran `main` from the start instead of the target. Also what
+    /// [`start`](crate::Process::start) returns in such a child, which would
+    /// otherwise spawn copies of the program without end.
     EntryNotCalled,
     /// An error from the OS.
     Io(io::Error),
@@ -65,7 +67,7 @@ impl fmt::Display for ProcessError {
             ),
             ProcessError::Encode(e) => write!(f, "cannot serialise the argument for the child: {e}"),
             ProcessError::EntryNotCalled => f.write_str(
-                "the child exited without running its target: call `multiproc::init()` first thing in `main` (or put `multiproc::test_support!();` in a test binary)",
+                "a spawned child did not run its target: call `multiproc::init()` first thing in `main` (or put `multiproc::test_support!();` in a test binary)",
             ),
             ProcessError::Io(e) => write!(f, "process operation failed: {e}"),
         }

@@ -50,6 +50,7 @@ use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -174,8 +175,20 @@ pub(super) struct Spawned {
     pub(super) payload: File,
 }
 
+/// Set by [`entry`] once this process has taken a payload as its own.
+static ENTERED: AtomicBool = AtomicBool::new(false);
+
 /// Starts `job` in a re-executed copy of this program.
+///
+/// A spawned child that never called [`init`](crate::init) runs `main`
+/// from the start, which may well start the very child that started it:
+/// such a process (its payload inherited and never taken) is refused with
+/// [`ProcessError::EntryNotCalled`], so that a missing `init` ends in an
+/// error instead of copies of the program spawning copies without end.
 pub(super) fn start(job: &dyn Job, die_with_parent: bool) -> Result<Spawned, ProcessError> {
+    if !ENTERED.load(Ordering::Relaxed) && inherited_payload().is_some() {
+        return Err(ProcessError::EntryNotCalled);
+    }
     let base = anchor_ptr() as usize;
     let (target, trampoline) = (job.target_addr(), job.trampoline_addr());
     if !sys::process::same_object(target as usize, base) || !sys::process::same_object(trampoline as usize, base) {
@@ -235,13 +248,7 @@ pub(super) fn entry_reached(payload: &File) -> bool {
 /// this process is a spawned child, in which case it runs the target and
 /// exits.
 pub(super) fn entry() {
-    let Some(value) = std::env::var_os(ENV) else { return };
-    let Some(fd) = value.to_str().and_then(|s| s.parse::<RawFd>().ok()).filter(|&fd| fd >= 0) else { return };
-    // Check what the number points at before owning it: in a process that
-    // merely inherited the variable, it may be someone else's descriptor.
-    if !sys::process::raw_fd_target(fd).is_ok_and(|p| p == Path::new(MEMFD_TARGET)) {
-        return;
-    }
+    let Some(fd) = inherited_payload() else { return };
     // Closed (dropped) at the end of this block, marked close-on-exec before.
     let Ok(payload) = sys::process::adopt_fd(fd).map(File::from) else { return };
     let Ok(bytes) = read_all(&payload) else { return };
@@ -249,6 +256,7 @@ pub(super) fn entry() {
         return;
     }
     // From here on this process is a spawned child: it never returns to main.
+    ENTERED.store(true, Ordering::Relaxed);
     let _ = payload.write_at(&[1], STARTED_OFFSET);
     drop(payload);
     let code = run_child(&bytes).unwrap_or_else(|msg| {
@@ -258,6 +266,15 @@ pub(super) fn entry() {
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     std::process::exit(code);
+}
+
+/// The descriptor [`ENV`] names, if it is a spawn payload: in a process
+/// that merely inherited the variable, the number may be someone else's
+/// descriptor, so what it points at is checked before anything owns it.
+fn inherited_payload() -> Option<RawFd> {
+    let value = std::env::var_os(ENV)?;
+    let fd = value.to_str().and_then(|s| s.parse::<RawFd>().ok()).filter(|&fd| fd >= 0)?;
+    sys::process::raw_fd_target(fd).is_ok_and(|p| p == Path::new(MEMFD_TARGET)).then_some(fd)
 }
 
 fn read_all(file: &File) -> io::Result<Vec<u8>> {
