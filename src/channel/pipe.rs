@@ -544,8 +544,7 @@ impl End {
     }
 
     fn poll(&self, deadline: Option<Instant>) -> bool {
-        let (word, waiters) = self.recv_ring().data_word();
-        let spin = self.recv_ring().data_spin();
+        let sleepers = self.recv_ring().data_sleepers();
         let mut probe = false;
         loop {
             if self.ready(probe) {
@@ -557,7 +556,7 @@ impl End {
             let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
             // Counted as a sleeper before the last look, so a message sent
             // after it wakes us at once.
-            probe = !wait::wait_until_ring(|| self.ready(false), word, waiters, spin, slice);
+            probe = !wait::wait_until_ring(|| self.ready(false), sleepers, slice);
         }
     }
 }

@@ -52,7 +52,10 @@
 //! compiler fence, bumps the word and wakes only when `waiters` is non-zero
 //! — so there is no system call, no shared write and no full fence per
 //! message when nobody sleeps, and no lost wake-up (see
-//! [`crate::sync::wait`], "Asymmetric fences"). The waker takes the
+//! [`crate::sync::wait`], "Asymmetric fences"). A side whose sleepers
+//! sleep on every message asks its wakers to fence fully instead and then
+//! sleeps without the `membarrier`, until one of its waits ends in
+//! spinning again ("Sides that sleep on every message" there). The waker takes the
 //! sleepers it woke off the count, so a sleeper that is slow to wake up
 //! costs one system call, not one per message published meanwhile (see
 //! [`crate::sync::wait`], "One wake per sleep"). Before sleeping, a waiter
@@ -89,7 +92,7 @@ use std::time::{Duration, Instant};
 
 use super::mail::{self, MAIL_MAX, Mailbox};
 use super::side::{Entered, Side};
-use crate::sync::wait;
+use crate::sync::wait::{self, RingSleepers};
 use crate::sys::cpu;
 
 /// The smallest ring, in bytes.
@@ -175,17 +178,6 @@ struct Consumer {
     mail_taken: AtomicU64,
 }
 
-/// A futex word that one side sleeps on and its count of sleepers. Written
-/// only around sleeps, so the other side reads it cheaply on every message.
-#[repr(C)]
-struct Sleepers {
-    seq: AtomicU32,
-    waiters: AtomicU32,
-    /// How long a sleeper spins first, in nanoseconds (adapted by the
-    /// sleepers; see "Adaptive spinning" in [`crate::sync::wait`]).
-    spin: AtomicU32,
-}
-
 /// Flags shared by both sides.
 #[repr(C)]
 pub(crate) struct Status {
@@ -206,9 +198,9 @@ pub(crate) struct RingCtrl {
     prod: Line<Producer>,
     cons: Line<Consumer>,
     /// Consumers waiting for data.
-    readers: Line<Sleepers>,
+    readers: Line<RingSleepers>,
     /// Producers waiting for room.
-    writers: Line<Sleepers>,
+    writers: Line<RingSleepers>,
     status: Line<Status>,
 }
 
@@ -231,6 +223,8 @@ impl RingCtrl {
             ("closed", (self.status.0.closed.load(Ordering::Relaxed) != 0).to_string()),
             ("send side", self.send.describe()),
             ("receive side", self.recv.describe()),
+            ("receivers asleep", self.readers.0.describe()),
+            ("senders asleep", self.writers.0.describe()),
         ]
     }
 
@@ -464,15 +458,14 @@ impl<'a> Ring<'a> {
     /// side, if any sleep. The fence orders our store before the look at
     /// `waiters`, pairing with the sleeper's count-then-look.
     #[inline]
-    fn notify(&self, s: &Sleepers, n: u32) {
-        self.fence.fence();
-        if s.waiters.load(Ordering::Relaxed) != 0 {
+    fn notify(&self, s: &RingSleepers, n: u32) {
+        if s.any_to_wake(self.fence) {
             Self::wake(s, n);
         }
     }
 
     #[cold]
-    fn wake(s: &Sleepers, n: u32) {
+    fn wake(s: &RingSleepers, n: u32) {
         s.seq.fetch_add(1, Ordering::SeqCst);
         wait::wake_counting_out(&s.seq, &s.waiters, n);
     }
@@ -530,15 +523,15 @@ impl<'a> Ring<'a> {
         }
     }
 
-    /// The futex word receivers sleep on, and its waiter count (for `wait`
-    /// over several channels).
-    /// The receivers' adaptive spin budget.
-    pub(crate) fn data_spin(&self) -> &'a AtomicU32 {
-        &self.ctrl.readers.0.spin
+    /// The sleep words of receivers waiting for data.
+    pub(crate) fn data_sleepers(&self) -> &'a RingSleepers {
+        &self.ctrl.readers.0
     }
 
+    /// The futex word receivers sleep on, and its waiter count (for `wait`
+    /// over several channels).
     pub(crate) fn data_word(&self) -> (&'a AtomicU32, &'a AtomicU32) {
-        let s: &'a Sleepers = &self.ctrl.readers.0;
+        let s = self.data_sleepers();
         (&s.seq, &s.waiters)
     }
 
@@ -662,7 +655,7 @@ impl<'a> Ring<'a> {
             let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
             let w = &self.ctrl.writers.0;
             let ready = || self.is_closed() || self.fits(tail, need).unwrap_or(true);
-            let woken = wait::wait_until_ring(ready, &w.seq, &w.waiters, &w.spin, slice);
+            let woken = wait::wait_until_ring(ready, w, slice);
             if !woken && wait::expired(deadline) {
                 return Err(Stop::Timeout);
             }
@@ -978,7 +971,7 @@ impl<'a> Ring<'a> {
     fn wait_data(&self, deadline: Option<Instant>, writers_gone: Gone<'_>) -> Result<(), Stop> {
         let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
         let r = &self.ctrl.readers.0;
-        let woken = wait::wait_until_ring(|| self.has_data() || self.is_closed(), &r.seq, &r.waiters, &r.spin, slice);
+        let woken = wait::wait_until_ring(|| self.has_data() || self.is_closed(), r, slice);
         if !woken && wait::expired(deadline) {
             return Err(Stop::Timeout);
         }
@@ -1060,7 +1053,7 @@ impl<'a> Ring<'a> {
                     };
                 }
                 let r = &self.ctrl.readers.0;
-                slept = !wait::wait_until_ring(|| self.has_data(), &r.seq, &r.waiters, &r.spin, slice);
+                slept = !wait::wait_until_ring(|| self.has_data(), r, slice);
             }
         }
     }
@@ -1182,11 +1175,18 @@ impl<'a> Ring<'a> {
         let mut left = None;
         loop {
             let miss = match self.recv_fast(read, fixed) {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    if left.is_some() {
+                        // A wait that ended in spinning (see "Sides that
+                        // sleep on every message" in `sync::wait`).
+                        self.data_sleepers().spun();
+                    }
+                    return Ok(r);
+                }
                 Err(miss) => miss,
             };
             let looks = left.get_or_insert_with(|| {
-                if blocking && self.data_spin().load(Ordering::Relaxed) != 0 { QUICK_LOOKS } else { 0 }
+                if blocking && self.data_sleepers().spin.load(Ordering::Relaxed) != 0 { QUICK_LOOKS } else { 0 }
             });
             if *looks == 0 {
                 return Err(miss);

@@ -46,6 +46,35 @@
 //! sleeper's barrier call fails, a wake-up can be missed, and the sleeper
 //! finds the message at the end of its sleep slice (channels sleep at most
 //! 100 ms at a time), never later.
+//!
+//! # Sides that sleep on every message (channels)
+//!
+//! A `membarrier` interrupts the other side's core. On a virtual machine
+//! that interrupt is an exit to the hypervisor, and each exit is a chance
+//! for the host to run something else: with both sides sleeping on every
+//! message (request/reply with work in between), the round trips that took
+//! more than 400 µs instead of ~90 µs beyond the work came 2–3x as often as
+//! with a raw futex ping-pong interleaved with them in the same two
+//! processes (47–88 against 17–37 in 2000 of each), and the mean round trip
+//! was 1.10–1.33x the raw one; with the barrier left out, 20–38 against
+//! 17–32, and 1.00–1.07x (session 15; `benches/README.md`).
+//!
+//! So a side whose sleepers keep sleeping asks its wakers to fence fully
+//! instead, through a word next to the waiter count that wakers read
+//! anyway ([`RingSleepers::fenced`]): a sleeper that finds it *fenced*
+//! needs no barrier. To set it, a sleeper writes *arming* with a new epoch,
+//! calls `membarrier` once, and turns its own *arming* into *fenced* with a
+//! compare-and-swap, which fails if anything was written in between. A
+//! waker that reads anything but *light* fences fully; one that reads
+//! *light* either read it before the arming sleeper's barrier, which then
+//! made its store visible before *fenced* was written, or read it after a
+//! later reset to *light*, and then, its loads being `SeqCst`, it sees the
+//! count of any sleeper that read *fenced* before the reset. A side whose
+//! waits end in spinning again (a stream, a reply within the spin) resets
+//! the word to *light* ([`RingSleepers::spun`]), so its wakers go back to
+//! the compiler fence: a full fence costs a streaming producer more than a
+//! message otherwise does (36–59 against 31–46 ns a 64-byte message,
+//! session 14).
 
 //!
 //! # Adaptive spinning (channels)
@@ -117,6 +146,120 @@ pub(crate) fn uncount(waiters: &AtomicU32, n: u32) {
     let _ = waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| Some(w.saturating_sub(n)));
 }
 
+/// The sleep words of one side of a channel ring, in shared memory: the
+/// futex word it sleeps on, its count of sleepers, its spin budget, and
+/// the fence its wakers use. Written only around sleeps (and when the
+/// fence mode changes), so the other side reads it cheaply on every
+/// message. Any bit pattern a peer writes is a valid value: a wrong one
+/// costs a system call, a spin, a full fence, or at worst a wake-up found
+/// at the end of a sleep slice.
+#[derive(Default)]
+#[repr(C)]
+pub(crate) struct RingSleepers {
+    pub(crate) seq: AtomicU32,
+    pub(crate) waiters: AtomicU32,
+    /// How long a sleeper spins first, in nanoseconds (see "Adaptive
+    /// spinning" above).
+    pub(crate) spin: AtomicU32,
+    /// How this side's wakers fence: the low two bits are [`LIGHT`],
+    /// [`ARMING`] or [`FENCED`], the rest an epoch that every arming
+    /// advances (see "Sides that sleep on every message" above).
+    pub(crate) fenced: AtomicU32,
+    /// Sleeps (futex waits) begun on this side, wrapping.
+    pub(crate) sleeps: AtomicU32,
+    /// Sleeps that ran to the end of their slice and then found what they
+    /// waited for: a wake-up that never came (none unless a barrier call
+    /// failed or a peer wrote nonsense here), or a peer's death seen then.
+    pub(crate) late: AtomicU32,
+}
+
+/// Wakers may use a compiler fence: sleepers call `membarrier`.
+const LIGHT: u32 = 0;
+/// A sleeper is turning the word to [`FENCED`]; wakers fence fully.
+const ARMING: u32 = 1;
+/// Wakers fence fully: sleepers need no barrier.
+const FENCED: u32 = 2;
+const MODE: u32 = 3;
+const EPOCH: u32 = 4;
+
+impl RingSleepers {
+    /// The waker's half, after the store that a sleeper waits for: whether
+    /// any sleeper is counted (the caller then wakes).
+    #[inline]
+    pub(crate) fn any_to_wake(&self, waker: WakerFence) -> bool {
+        if self.fenced.load(Ordering::SeqCst) & MODE == LIGHT {
+            waker.fence();
+        } else {
+            fence(Ordering::SeqCst);
+        }
+        self.waiters.load(Ordering::SeqCst) != 0
+    }
+
+    /// The sleeper's half, after counting itself and before its last look.
+    fn fence_before_sleep(&self) {
+        let word = self.fenced.load(Ordering::SeqCst);
+        if word & MODE == FENCED {
+            fence(Ordering::SeqCst);
+            return;
+        }
+        let arming = self.arm(word);
+        // The barrier covers this sleep whether or not the word became ours
+        // (another sleeper may have changed it first). If the barrier call
+        // fails, an *arming* word stays: its wakers fence fully, which
+        // covers this sleep and the next ones instead.
+        if remote_fence()
+            && let Some(arming) = arming
+        {
+            self.armed(arming);
+        }
+    }
+
+    /// Makes the word *arming* in a new epoch, if it is still `word`.
+    fn arm(&self, word: u32) -> Option<u32> {
+        let arming = (word & !MODE).wrapping_add(EPOCH) | ARMING;
+        self.fenced.compare_exchange(word, arming, Ordering::SeqCst, Ordering::SeqCst).ok().map(|_| arming)
+    }
+
+    /// After the barrier: *fenced*, if nothing was written since `arming`.
+    fn armed(&self, arming: u32) {
+        let _ = self.fenced.compare_exchange(arming, (arming & !MODE) | FENCED, Ordering::SeqCst, Ordering::Relaxed);
+    }
+
+    /// For `multiproc info`: sleepers now, sleeps so far, the ones found
+    /// late, and how this side's wakers fence, with the epoch (how many
+    /// times sleepers have asked for full fences, wrapping).
+    pub(crate) fn describe(&self) -> String {
+        let fenced = self.fenced.load(Ordering::Relaxed);
+        let mode = if fenced & MODE == LIGHT { "lightly" } else { "fully" };
+        format!(
+            "{} now; {} sleeps, {} found late; wakers fence {mode} (epoch {})",
+            self.waiters.load(Ordering::Relaxed),
+            self.sleeps.load(Ordering::Relaxed),
+            self.late.load(Ordering::Relaxed),
+            fenced / EPOCH
+        )
+    }
+
+    /// A wait on this side ended without a sleep: if its wakers fence
+    /// fully, they go back to the compiler fence.
+    #[inline]
+    pub(crate) fn spun(&self) {
+        let word = self.fenced.load(Ordering::Relaxed);
+        if word & MODE != LIGHT {
+            self.lighten(word);
+        }
+    }
+
+    #[cold]
+    fn lighten(&self, word: u32) {
+        // Only a *fenced* word: an *arming* one belongs to a sleeper
+        // between its store and its barrier.
+        if word & MODE == FENCED {
+            let _ = self.fenced.compare_exchange(word, word & !MODE, Ordering::SeqCst, Ordering::Relaxed);
+        }
+    }
+}
+
 /// 0: not tried yet; 1: this process is registered; 2: it could not be.
 static REGISTERED: AtomicU8 = AtomicU8::new(0);
 /// Set once a sleeper's barrier call failed: it is not tried again.
@@ -177,7 +320,9 @@ impl WakerFence {
     }
 }
 
-/// A ring sleeper's barrier, after counting itself and before its last look.
+/// The barrier of a sleeper counted on several rings at once (`wait` over
+/// channels), after counting itself and before its last look: it covers
+/// wakers of either mode.
 pub(crate) fn sleeper_fence() {
     remote_fence();
 }
@@ -214,16 +359,10 @@ pub(crate) fn wait_until(
 }
 
 /// [`wait_until`] for the sleepers of a channel ring, whose wakers use
-/// [`WakerFence`] and [`wake_counting_out`]; `spin` is the side's
-/// adaptive spin budget (see "Adaptive spinning" in the module docs).
-pub(crate) fn wait_until_ring(
-    ready: impl Fn() -> bool,
-    word: &AtomicU32,
-    waiters: &AtomicU32,
-    spin: &AtomicU32,
-    deadline: Option<Instant>,
-) -> bool {
-    sleep_until(ready, word, waiters, deadline, Some(spin))
+/// [`RingSleepers::any_to_wake`] and [`wake_counting_out`] (see "Adaptive
+/// spinning" and "Sides that sleep on every message" in the module docs).
+pub(crate) fn wait_until_ring(ready: impl Fn() -> bool, sleepers: &RingSleepers, deadline: Option<Instant>) -> bool {
+    sleep_until(ready, &sleepers.seq, &sleepers.waiters, deadline, Some(sleepers))
 }
 
 /// The longest a ring sleeper spins before it sleeps, in nanoseconds.
@@ -290,21 +429,26 @@ fn sleep_until(
     word: &AtomicU32,
     waiters: &AtomicU32,
     deadline: Option<Instant>,
-    spin: Option<&AtomicU32>,
+    ring: Option<&RingSleepers>,
 ) -> bool {
-    let ring = spin.is_some();
+    let spun = || {
+        if let Some(r) = ring {
+            r.spun();
+        }
+        true
+    };
     for _ in 0..SPINS {
         if ready() {
-            return true;
+            return spun();
         }
         std::hint::spin_loop();
     }
     // The wait's length, which the spin budget learns from, counts from here.
     let began = Instant::now();
-    if let Some(spin) = spin
-        && spin_adaptively(&ready, spin, began, deadline)
+    if let Some(r) = ring
+        && spin_adaptively(&ready, &r.spin, began, deadline)
     {
-        return true;
+        return spun();
     }
     let timeout = match deadline {
         None => None,
@@ -314,17 +458,20 @@ fn sleep_until(
         },
     };
     waiters.fetch_add(1, Ordering::SeqCst);
-    if ring {
-        sleeper_fence();
+    if let Some(r) = ring {
+        r.fence_before_sleep();
     }
     let seq = word.load(Ordering::SeqCst);
     if ready() {
         uncount(waiters, 1);
         return true;
     }
+    if let Some(r) = ring {
+        r.sleeps.fetch_add(1, Ordering::Relaxed);
+    }
     let woke = match futex::wait(word, seq, timeout) {
         // A ring's waker took us off the count when it woke us.
-        Wake::Woken if ring => true,
+        Wake::Woken if ring.is_some() => true,
         Wake::Woken | Wake::Retry => {
             uncount(waiters, 1);
             true
@@ -334,15 +481,92 @@ fn sleep_until(
             false
         }
     };
-    if let Some(spin) = spin {
-        // Woken soon after starting to wait: spinning that long next time
-        // saves the sleep (and, on a ring, the barrier's interrupts to the
-        // other side's core). Long or timed-out waits leave it alone.
-        let took = began.elapsed().as_nanos();
-        if woke && took < u128::from(MAX_SPIN_NS) {
-            let old = spin.load(Ordering::Relaxed);
-            adjust_spin(spin, old, old.max(took as u32 * 2));
+    let Some(r) = ring else { return woke || ready() };
+    if !woke {
+        // Slept to the end of the slice: what it waited for came without a
+        // wake-up, or did not come.
+        let late = ready();
+        if late {
+            r.late.fetch_add(1, Ordering::Relaxed);
+        }
+        return late;
+    }
+    // Woken soon after starting to wait: spinning that long next time
+    // saves the sleep (and the barrier's interrupts to the other side's
+    // core, while its wakers fence lightly). Long waits leave it alone.
+    let took = began.elapsed().as_nanos();
+    if took < u128::from(MAX_SPIN_NS) {
+        let old = r.spin.load(Ordering::Relaxed);
+        adjust_spin(&r.spin, old, old.max(took as u32 * 2));
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(s: &RingSleepers) -> u32 {
+        s.fenced.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_sleeper_arms_its_side_once_and_a_wait_that_spins_disarms_it() {
+        let s = RingSleepers::default();
+        if !remote_fence() {
+            // No barrier here: the word stays *arming*, and wakers fence fully.
+            s.fence_before_sleep();
+            assert_eq!(word(&s), EPOCH | ARMING);
+            return;
+        }
+        s.fence_before_sleep();
+        assert_eq!(word(&s), EPOCH | FENCED, "armed, in a new epoch");
+        s.fence_before_sleep();
+        assert_eq!(word(&s), EPOCH | FENCED, "the next sleeper needs no barrier and changes nothing");
+        s.spun();
+        assert_eq!(word(&s), EPOCH | LIGHT);
+        s.spun();
+        assert_eq!(word(&s), EPOCH | LIGHT);
+        s.fence_before_sleep();
+        assert_eq!(word(&s), (2 * EPOCH) | FENCED, "armed again, in the next epoch");
+    }
+
+    #[test]
+    fn an_arming_sleeper_keeps_its_word_and_loses_a_changed_one() {
+        let s = RingSleepers::default();
+        let first = s.arm(word(&s)).unwrap();
+        s.spun();
+        assert_eq!(word(&s), first, "a spinning waiter leaves an arming word alone");
+        assert_eq!(s.arm(LIGHT), None, "the word is no longer what the second sleeper read");
+        let second = s.arm(first).unwrap();
+        s.armed(first);
+        assert_eq!(word(&s), second, "the first sleeper's barrier came before the second's arming");
+        s.armed(second);
+        assert_eq!(word(&s), (2 * EPOCH) | FENCED);
+    }
+
+    #[test]
+    fn wakers_see_the_count_in_either_mode() {
+        let s = RingSleepers::default();
+        for fenced in [LIGHT, ARMING, FENCED, EPOCH | FENCED, u32::MAX] {
+            s.fenced.store(fenced, Ordering::SeqCst);
+            s.waiters.store(0, Ordering::SeqCst);
+            assert!(!s.any_to_wake(WakerFence::now()));
+            s.waiters.store(1, Ordering::SeqCst);
+            assert!(s.any_to_wake(WakerFence::now()));
         }
     }
-    woke || ready()
+
+    #[test]
+    fn a_sleep_that_ends_its_slice_and_then_finds_its_data_is_counted_late() {
+        let s = RingSleepers::default();
+        let end = Instant::now() + Duration::from_millis(20);
+        assert!(wait_until_ring(|| Instant::now() >= end, &s, Some(end)));
+        assert_eq!(s.late.load(Ordering::SeqCst), 1);
+        assert_eq!(s.sleeps.load(Ordering::SeqCst), 1);
+        assert_eq!(s.waiters.load(Ordering::SeqCst), 0, "took itself off the count");
+        let never = Instant::now() + Duration::from_millis(5);
+        assert!(!wait_until_ring(|| false, &s, Some(never)));
+        assert_eq!(s.late.load(Ordering::SeqCst), 1, "a timeout with nothing there is not late");
+    }
 }
