@@ -54,11 +54,13 @@
 //! other processes (and the hypervisor) took meanwhile; then every ratio
 //! that issue 3 states a target in, marked met or not, computed twice:
 //! (A) from the criterion medians, and (B) from a paired measurement that
-//! runs the two sides again in alternation (8 rounds, 24 for the
-//! both-sides-sleep round trips, of about 100 ms and at least 1000
-//! iterations each, ABBA order), so that a change of the machine's state
-//! between two benchmarks does not decide a target. Only ratios within one
-//! run mean anything. Figures go in `benches/README.md`.
+//! runs the two sides again in alternation (8 rounds of about 100 ms and
+//! at least 1000 iterations each, ABBA order), so that a change of the
+//! machine's state between two benchmarks does not decide a target. The
+//! both-sides-sleep round trips get 24 rounds, in each of which the raw
+//! futex's round trips and ours alternate one by one in the same two
+//! processes. Only ratios within one run mean anything. Figures go in
+//! `benches/README.md`.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -578,24 +580,31 @@ impl Waiting {
 fn rtt_raw_futex(how: Waiting, iters: u64) -> Duration {
     let shm = Shm::new(4096);
     let w = shm.u32_at(0);
-    let child = fork(|| {
-        for i in 0..iters as u32 {
-            futex_await(w, 2 * i + 1);
-            how.before_send();
-            w.store(2 * i + 2, Ordering::Release);
-            futex_wake(w);
-        }
-    });
+    let child = fork(|| (0..iters as u32).for_each(|i| futex_reply(w, how, i)));
     let start = Instant::now();
     for i in 0..iters as u32 {
-        how.before_send();
-        w.store(2 * i + 1, Ordering::Release);
-        futex_wake(w);
-        futex_await(w, 2 * i + 2);
+        futex_ask(w, how, i);
     }
     let t = start.elapsed();
     child.join();
     how.beyond_work(t, iters)
+}
+
+/// The asking side's round trip `i` of the raw futex ping-pong: the word
+/// goes to `2i + 1` there and comes back as `2i + 2`.
+fn futex_ask(w: &AtomicU32, how: Waiting, i: u32) {
+    how.before_send();
+    w.store(2 * i + 1, Ordering::Release);
+    futex_wake(w);
+    futex_await(w, 2 * i + 2);
+}
+
+/// The replying side of [`futex_ask`].
+fn futex_reply(w: &AtomicU32, how: Waiting, i: u32) {
+    futex_await(w, 2 * i + 1);
+    how.before_send();
+    w.store(2 * i + 2, Ordering::Release);
+    futex_wake(w);
 }
 
 fn rtt_ipc_channel(iters: u64) -> Duration {
@@ -699,6 +708,68 @@ fn pipe_echo((conn, iters, how): (Connection, u64, Waiting)) {
         how.before_send();
         conn.send(&v).expect("send");
     }
+}
+
+/// Both sides sleep on every message ([`Waiting::Sleep`]), with the raw
+/// futex's round trips and ours alternating in one pair of processes, so
+/// that whatever the machine does meets both alike: what `iters` of each
+/// cost beyond the work, raw first. `echo` is one of ours in the child
+/// (receive, work, send), `ask(i)` one in the parent (work, send `i`,
+/// receive it back).
+fn rtt_sleep_interleaved(iters: u64, mut echo: impl FnMut(), mut ask: impl FnMut(u64)) -> (Duration, Duration) {
+    let how = Waiting::Sleep;
+    let shm = Shm::new(4096);
+    let w = shm.u32_at(0);
+    let child = fork(|| {
+        for i in 0..iters as u32 {
+            futex_reply(w, how, i);
+            echo();
+        }
+    });
+    let (mut raw, mut ours) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..iters as u32 {
+        let start = Instant::now();
+        futex_ask(w, how, i);
+        let half = Instant::now();
+        ask(u64::from(i));
+        raw += half - start;
+        ours += half.elapsed();
+    }
+    child.join();
+    (how.beyond_work(raw, iters), how.beyond_work(ours, iters))
+}
+
+fn rtt_pipe_sleep_interleaved(iters: u64) -> (Duration, Duration) {
+    let (here, there) = Pipe::with_capacity(RING).expect("pipe");
+    let how = Waiting::Sleep;
+    let echo = || {
+        let v = pipe_recv(&there, how);
+        how.before_send();
+        there.send(&v).expect("send");
+    };
+    let ask = |i| {
+        how.before_send();
+        here.send(&Plain(i)).expect("send");
+        assert_eq!(pipe_recv(&here, how), Plain(i));
+    };
+    rtt_sleep_interleaved(iters, echo, ask)
+}
+
+fn rtt_queue_sleep_interleaved(iters: u64) -> (Duration, Duration) {
+    let req = Queue::<Plain<u64>>::new(RING).expect("queue");
+    let rep = Queue::<Plain<u64>>::new(RING).expect("queue");
+    let how = Waiting::Sleep;
+    let echo = || {
+        let v = queue_get(&req, how);
+        how.before_send();
+        rep.put(v).expect("put");
+    };
+    let ask = |i| {
+        how.before_send();
+        req.put(Plain(i)).expect("put");
+        assert_eq!(queue_get(&rep, how), Plain(i));
+    };
+    rtt_sleep_interleaved(iters, echo, ask)
 }
 
 // ----- one-way throughput, 64-byte messages -----
@@ -1263,6 +1334,21 @@ const PAIR_MIN_ITERS: u64 = 1000;
 const PAIR_ROUNDS_LONG: usize = 24;
 const SLEEP_SUFFIX: &str = "_sleep";
 
+/// The rows whose two sides are measured interleaved, round trip by round
+/// trip in one pair of processes, rather than in alternating rounds of
+/// their own: the both-sides-sleep round trips against the raw futex's.
+/// Their rounds scatter with the hypervisor's doings (0.70–1.36x in one
+/// full run, session 15), and a round of one then a round of the other
+/// meet different stretches of it; interleaved, both meet the same. Each
+/// round's ratio is still of the sums over the round, tails included.
+fn interleaved(num: &str) -> Option<fn(u64) -> (Duration, Duration)> {
+    match num {
+        "rtt_8B/pipe_sleep" => Some(rtt_pipe_sleep_interleaved),
+        "rtt_8B/queue_sleep" => Some(rtt_queue_sleep_interleaved),
+        _ => None,
+    }
+}
+
 /// The ratio of a row from two times per iteration: ours over the
 /// reference for round trips, the reference over ours for rates.
 fn ratio(num: &str, ns_num: f64, ns_den: f64) -> f64 {
@@ -1279,9 +1365,10 @@ fn verdict(target: Option<(bool, f64)>, r: f64) -> String {
 
 /// Measures each row's two benchmarks again in alternation — `PAIR_ROUNDS`
 /// (or `PAIR_ROUNDS_LONG`) rounds of about `PAIR_RUN` (at least
-/// `PAIR_MIN_ITERS` iterations) each, in the order AB, BA, AB… — and returns
-/// the per-round ratios, so that a change of machine state between two
-/// criterion benchmarks does not decide a target.
+/// `PAIR_MIN_ITERS` iterations) each, in the order AB, BA, AB…, or
+/// [`interleaved`] within each round — and returns the per-round ratios, so
+/// that a change of machine state between two criterion benchmarks does
+/// not decide a target.
 fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
     let find = |id: &str| benches.iter().find(|b| b.id == id);
     ROWS.iter()
@@ -1294,8 +1381,13 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
             let before = Cpu::now();
             let mut ratios = Vec::new();
             let (mut a_ns, mut b_ns) = (Vec::new(), Vec::new());
+            let both = interleaved(num);
+            let (na, nb) = if both.is_some() { (na.max(nb), na.max(nb)) } else { (na, nb) };
             for round in 0..rounds {
-                let (ta, tb) = if round % 2 == 0 {
+                let (ta, tb) = if let Some(both) = both {
+                    let (raw, ours) = both(na);
+                    (ours, raw)
+                } else if round % 2 == 0 {
                     let ta = (a.run)(na);
                     (ta, (b.run)(nb))
                 } else {
@@ -1365,8 +1457,10 @@ fn summary(pairs: &[Option<Paired>]) {
     println!("\nratios, with issue 3's targets");
     println!("  A: from the criterion medians above");
     println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two ({PAIR_ROUNDS_LONG} where both");
-    println!("     sides sleep), each about {PAIR_RUN:?} and at least");
-    println!("     {PAIR_MIN_ITERS} iterations, with each side's median time per iteration over the rounds");
+    println!("     sides sleep, whose round trips alternate within each round), each about {PAIR_RUN:?}");
+    println!(
+        "     and at least {PAIR_MIN_ITERS} iterations, with each side's median time per iteration over the rounds"
+    );
     for (&(label, num, den, target), pair) in ROWS.iter().zip(pairs) {
         let (Some(n), Some(d)) = (median_ns(num), median_ns(den)) else { continue };
         let a = ratio(num, n, d);
