@@ -74,7 +74,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use multiproc::channel::{CanRecv, Connection, Message, Pipe, Plain, SendOnly, TryRecvError};
+use multiproc::channel::{CanRecv, Connection, Message, Pipe, Plain, RecvOnly, SendOnly, TryRecvError};
 use multiproc::{Event, Process, Queue, StartMethod};
 
 /// Samples per benchmark (criterion's minimum; most of them fork).
@@ -887,14 +887,7 @@ fn tput_pipe(how: How, iters: u64) -> Duration {
     go.set();
     let start = Instant::now();
     for _ in 0..iters {
-        sum = sum.wrapping_add(match how {
-            How::Plain => seq_of(black_box(&rx.recv::<Plain<M64>>().expect("recv").0)),
-            How::BytesInto => {
-                assert_eq!(rx.recv_bytes_into(&mut m).expect("recv_bytes_into"), 64);
-                seq_of(black_box(&m))
-            }
-            _ => seq_of(&rx.recv_bytes().expect("recv_bytes")),
-        });
+        sum = sum.wrapping_add(pipe_take(&rx, how, &mut m));
     }
     let t = start.elapsed();
     join(child);
@@ -902,15 +895,94 @@ fn tput_pipe(how: How, iters: u64) -> Duration {
     t
 }
 
+/// Receives one message of the pipe throughput benchmarks (into `m`, for
+/// `recv_bytes_into`): its sequence number.
+#[inline]
+fn pipe_take(rx: &Connection<RecvOnly>, how: How, m: &mut M64) -> u64 {
+    match how {
+        How::Plain => seq_of(black_box(&rx.recv::<Plain<M64>>().expect("recv").0)),
+        How::BytesInto => {
+            assert_eq!(rx.recv_bytes_into(m).expect("recv_bytes_into"), 64);
+            seq_of(black_box(m))
+        }
+        _ => seq_of(&rx.recv_bytes().expect("recv_bytes")),
+    }
+}
+
+/// Sends message `s` of the pipe throughput benchmarks.
+#[inline]
+fn pipe_put(tx: &Connection<SendOnly>, how: How, s: u64) {
+    match how {
+        How::Plain => tx.send(&Plain(msg64(s))).expect("send"),
+        _ => tx.send_bytes(&msg64(s)).expect("send_bytes"),
+    }
+}
+
 /// The sending child of the pipe throughput benchmarks.
 fn pipe_produce((tx, go, n, how): (Connection<SendOnly>, Event, u64, How)) {
     go.wait();
     for s in 0..n {
-        match how {
-            How::Plain => tx.send(&Plain(msg64(s))).expect("send"),
-            _ => tx.send_bytes(&msg64(s)).expect("send_bytes"),
+        pipe_put(&tx, how, s);
+    }
+}
+
+/// Turns of a stream measured by turns ([`tput_by_turns`]).
+const STREAM_TURNS: u64 = 16;
+
+/// The 64-byte stream through `first` and `second` by turns, in one pair
+/// of processes, so that whatever the machine does (where the hypervisor
+/// puts the two vCPUs, above all) meets both alike: [`STREAM_TURNS`] turns
+/// each, `first`'s then `second`'s, each begun when the consuming parent
+/// says so (nothing is produced before) and timed from then to its last
+/// message. Their times for `iters` messages each.
+fn tput_by_turns(iters: u64, first: &impl Floor, second: &impl Floor) -> (Duration, Duration) {
+    let turns = Shm::new(4096);
+    let turn = turns.u64_at(0);
+    let size = |k: u64| iters * (k + 1) / STREAM_TURNS - iters * k / STREAM_TURNS;
+    let child = fork(|| {
+        for k in 0..STREAM_TURNS {
+            for (i, side) in [first as &dyn Floor, second].into_iter().enumerate() {
+                spin_until(|| turn.load(Ordering::Acquire) == 2 * k + 1 + i as u64);
+                side.produce(size(k));
+            }
+        }
+    });
+    let mut times = [Duration::ZERO; 2];
+    for k in 0..STREAM_TURNS {
+        for (i, side) in [first as &dyn Floor, second].into_iter().enumerate() {
+            turn.store(2 * k + 1 + i as u64, Ordering::Release);
+            let start = Instant::now();
+            let sum = side.consume(size(k));
+            times[i] += start.elapsed();
+            assert_eq!(sum, seq_sum(size(k)));
         }
     }
+    child.join();
+    (times[0], times[1])
+}
+
+/// A one-way pipe as a [`Floor`], for [`tput_by_turns`].
+struct PipeStream {
+    rx: Connection<RecvOnly>,
+    tx: Connection<SendOnly>,
+    how: How,
+}
+
+impl Floor for PipeStream {
+    fn produce(&self, n: u64) {
+        (0..n).for_each(|s| pipe_put(&self.tx, self.how, s));
+    }
+
+    fn consume(&self, n: u64) -> u64 {
+        let mut m = [0u8; 64];
+        (0..n).fold(0u64, |sum, _| sum.wrapping_add(pipe_take(&self.rx, self.how, &mut m)))
+    }
+}
+
+/// The SPSC floor and a one-way pipe by turns.
+fn tput_pipe_by_turns(how: How, iters: u64) -> (Duration, Duration) {
+    let (rx, tx) = Pipe::one_way_with_capacity(RING).expect("pipe");
+    tput_by_turns(iters, &Spsc::new(), &PipeStream { rx, tx, how })
 }
 
 /// The floor: a bare single-producer single-consumer ring of 64-byte slots
@@ -1016,6 +1088,11 @@ impl Records {
         self.shm.u64_at(0)
     }
 
+    /// The producer's own position, kept between calls.
+    fn tail(&self) -> &AtomicU64 {
+        self.shm.u64_at(128)
+    }
+
     /// The header word at ring position `pos` (a multiple of 8).
     fn word(&self, pos: u64) -> &AtomicU64 {
         self.shm.u64_at(SPSC_DATA + (pos % RING as u64) as usize)
@@ -1038,7 +1115,8 @@ impl Floor for Records {
     fn produce(&self, n: u64) {
         let cap = RING as u64;
         let head = self.head();
-        let (mut tail, mut h) = (0u64, 0u64);
+        // Where the last call left off (a stream measured by turns).
+        let (mut tail, mut h) = (self.tail().load(Ordering::Relaxed), head.load(Ordering::Acquire));
         for s in 0..n {
             let to_end = cap - tail % cap;
             // The record, the padding in front of it if any, and the next
@@ -1062,12 +1140,13 @@ impl Floor for Records {
             self.word(tail).store(Self::header(tail), Ordering::Release);
             tail += RECORD;
         }
+        self.tail().store(tail, Ordering::Relaxed);
     }
 
     fn consume(&self, n: u64) -> u64 {
         let cap = RING as u64;
         let head = self.head();
-        let (mut h, mut sum, mut got) = (0u64, 0u64, 0u64);
+        let (mut h, mut sum, mut got) = (head.load(Ordering::Relaxed), 0u64, 0u64);
         while got < n {
             let mut w = self.word(h).load(Ordering::Acquire);
             if w != Self::header(h) && w != PAD_HEADER {
@@ -1334,17 +1413,24 @@ const PAIR_MIN_ITERS: u64 = 1000;
 const PAIR_ROUNDS_LONG: usize = 24;
 const SLEEP_SUFFIX: &str = "_sleep";
 
-/// The rows whose two sides are measured interleaved, round trip by round
-/// trip in one pair of processes, rather than in alternating rounds of
-/// their own: the both-sides-sleep round trips against the raw futex's.
-/// Their rounds scatter with the hypervisor's doings (0.70–1.36x in one
-/// full run, session 15), and a round of one then a round of the other
-/// meet different stretches of it; interleaved, both meet the same. Each
-/// round's ratio is still of the sums over the round, tails included.
+/// The rows whose two sides are measured by turns in one pair of
+/// processes rather than in alternating rounds of their own, each
+/// returning (reference, ours): the both-sides-sleep round trips against
+/// the raw futex's, alternating round trip by round trip, and the pipe's
+/// 64-byte streams against the SPSC floor, in turns of a sixteenth of a
+/// round. Their rounds scatter with the hypervisor's doings (0.70–1.36x
+/// and 0.18–0.53x in one full run each, session 15): the two sides of a
+/// round met different stretches of it, or were placed differently on
+/// the host's cores; by turns, both meet the same. Each round's ratio is
+/// still of the sums over the round, tails included.
 fn interleaved(num: &str) -> Option<fn(u64) -> (Duration, Duration)> {
     match num {
         "rtt_8B/pipe_sleep" => Some(rtt_pipe_sleep_interleaved),
         "rtt_8B/queue_sleep" => Some(rtt_queue_sleep_interleaved),
+        "tput_64B/pipe_plain" => Some(|n| tput_pipe_by_turns(How::Plain, n)),
+        "tput_64B/pipe_bytes" => Some(|n| tput_pipe_by_turns(How::Bytes, n)),
+        "tput_64B/pipe_bytes_into" => Some(|n| tput_pipe_by_turns(How::BytesInto, n)),
+        "tput_64B/raw_records" => Some(|n| tput_by_turns(n, &Spsc::new(), &Records::new())),
         _ => None,
     }
 }
