@@ -37,15 +37,16 @@
 //! first makes a queue or pipe handle ([`join_asymmetric`]); a waker in a registered
 //! process needs only a compiler fence ([`WakerFence`]); a sleeper, after
 //! counting itself, calls `MEMBARRIER_CMD_GLOBAL_EXPEDITED`
-//! ([`sleeper_fence`]), which makes every running thread of every registered
+//! ([`remote_fence`]), which makes every running thread of every registered
 //! process pass a full barrier before it returns. Then either the waker's
 //! look at `waiters` comes after its barrier and sees the count, or its
 //! store came before the barrier and the sleeper's last look sees it (the
 //! pairing liburcu uses). A process whose registration fails (old kernel,
 //! seccomp) fences itself on every wake, so mixing is safe; if even the
-//! sleeper's barrier call fails, a wake-up can be missed, and the sleeper
-//! finds the message at the end of its sleep slice (channels sleep at most
-//! 100 ms at a time), never later.
+//! sleeper's barrier call fails, that sleep can miss a wake-up and find the
+//! message at the end of its sleep slice (channels sleep at most 100 ms at
+//! a time), never later, and its side is left *arming* (below), so that
+//! its wakers fence fully from then on.
 //!
 //! # Sides that sleep on every message (channels)
 //!
@@ -53,11 +54,11 @@
 //! that interrupt is an exit to the hypervisor, and each exit is a chance
 //! for the host to run something else: with both sides sleeping on every
 //! message (request/reply with work in between), the round trips that took
-//! more than 400 µs instead of ~90 µs beyond the work came 2–3x as often as
-//! with a raw futex ping-pong interleaved with them in the same two
-//! processes (47–88 against 17–37 in 2000 of each), and the mean round trip
-//! was 1.10–1.33x the raw one; with the barrier left out, 20–38 against
-//! 17–32, and 1.00–1.07x (session 15; `benches/README.md`).
+//! more than 400 µs instead of ~90 µs beyond the work came 1.5–5x as often
+//! as with a raw futex ping-pong interleaved with them in the same two
+//! processes (34–126 against 17–66 in 2000 of each), and the mean round
+//! trip was 1.05–1.37x the raw one; with the barrier left out, 20–38
+//! against 17–32, and 1.00–1.07x (session 15; `benches/README.md`).
 //!
 //! So a side whose sleepers keep sleeping asks its wakers to fence fully
 //! instead, through a word next to the waiter count that wakers read
@@ -79,9 +80,9 @@
 //!
 //! # Adaptive spinning (channels)
 //!
-//! A ring sleeper's sleep costs a `membarrier` — an interrupt to the core
-//! of the other side, which is busy producing what the sleeper waits for —
-//! and a wake-up. When messages come every few dozen microseconds (1 MiB
+//! A ring sleeper's sleep costs a wake-up and, unless its side has asked
+//! for full fences (below), a `membarrier` — an interrupt to the core of
+//! the other side, which is busy producing what the sleeper waits for. When messages come every few dozen microseconds (1 MiB
 //! ones, say), a receiver that sleeps after its short spin pays that on
 //! every message, and so does its producer (perf: about 18% of the 1 MiB
 //! pipe benchmark's samples were in the sleeping, waking and interrupt
