@@ -59,8 +59,10 @@
 //! machine's state between two benchmarks does not decide a target. The
 //! both-sides-sleep round trips get 24 rounds, in each of which the raw
 //! futex's round trips and ours alternate one by one in the same two
-//! processes. Only ratios within one run mean anything. Figures go in
-//! `benches/README.md`.
+//! processes; the pipe's 64-byte streams (and the bare records floor) run
+//! by turns with the SPSC floor in one pair of processes, 16 turns each a
+//! round ([`interleaved`]). Only ratios within one run mean anything.
+//! Figures go in `benches/README.md`.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -1543,10 +1545,9 @@ fn summary(pairs: &[Option<Paired>]) {
     println!("\nratios, with issue 3's targets");
     println!("  A: from the criterion medians above");
     println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two ({PAIR_ROUNDS_LONG} where both");
-    println!("     sides sleep, whose round trips alternate within each round), each about {PAIR_RUN:?}");
-    println!(
-        "     and at least {PAIR_MIN_ITERS} iterations, with each side's median time per iteration over the rounds"
-    );
+    println!("     sides sleep), each about {PAIR_RUN:?} and at least {PAIR_MIN_ITERS} iterations, with each side's");
+    println!("     median time per iteration over the rounds; the sleeping round trips and the pipe's streams");
+    println!("     against the SPSC ring run by turns within each round, in one pair of processes");
     for (&(label, num, den, target), pair) in ROWS.iter().zip(pairs) {
         let (Some(n), Some(d)) = (median_ns(num), median_ns(den)) else { continue };
         let a = ratio(num, n, d);
