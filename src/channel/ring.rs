@@ -55,11 +55,11 @@
 //! [`crate::sync::wait`], "Asymmetric fences"). A side whose sleepers
 //! sleep on every message asks its wakers to fence fully instead and then
 //! sleeps without the `membarrier`, until one of its waits ends in
-//! spinning again ("Sides that sleep on every message" there). The waker takes the
-//! sleepers it woke off the count, so a sleeper that is slow to wake up
-//! costs one system call, not one per message published meanwhile (see
-//! [`crate::sync::wait`], "One wake per sleep"). Before sleeping, a waiter
-//! spins for as long as its side's adaptive budget says ("Adaptive
+//! spinning again ("Sides that sleep on every message" there). The waker
+//! takes the sleepers it woke off the count, so a sleeper that is slow to
+//! wake up costs one system call, not one per message published meanwhile
+//! (see [`crate::sync::wait`], "One wake per sleep"). Before sleeping, a
+//! waiter spins for as long as its side's adaptive budget says ("Adaptive
 //! spinning" there). Sleeps are cut into [`LIVENESS_SLICE`] pieces so a
 //! sleeper notices a dead peer in bounded time.
 //!

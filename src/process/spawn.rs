@@ -50,7 +50,7 @@ use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -175,8 +175,11 @@ pub(super) struct Spawned {
     pub(super) payload: File,
 }
 
-/// Set by [`entry`] once this process has taken a payload as its own.
-static ENTERED: AtomicBool = AtomicBool::new(false);
+/// Whether this process is a spawned child that never called
+/// [`init`](crate::init): set to `false` by [`entry`], otherwise decided by
+/// the first [`start`], before this process has made payloads of its own
+/// (one of which could have the number the inherited variable names).
+static STRAY: OnceLock<bool> = OnceLock::new();
 
 /// Starts `job` in a re-executed copy of this program.
 ///
@@ -186,7 +189,7 @@ static ENTERED: AtomicBool = AtomicBool::new(false);
 /// [`ProcessError::EntryNotCalled`], so that a missing `init` ends in an
 /// error instead of copies of the program spawning copies without end.
 pub(super) fn start(job: &dyn Job, die_with_parent: bool) -> Result<Spawned, ProcessError> {
-    if !ENTERED.load(Ordering::Relaxed) && inherited_payload().is_some() {
+    if *STRAY.get_or_init(|| inherited_payload().is_some()) {
         return Err(ProcessError::EntryNotCalled);
     }
     let base = anchor_ptr() as usize;
@@ -248,6 +251,7 @@ pub(super) fn entry_reached(payload: &File) -> bool {
 /// this process is a spawned child, in which case it runs the target and
 /// exits.
 pub(super) fn entry() {
+    let _ = STRAY.set(false);
     let Some(fd) = inherited_payload() else { return };
     // Closed (dropped) at the end of this block, marked close-on-exec before.
     let Ok(payload) = sys::process::adopt_fd(fd).map(File::from) else { return };
@@ -256,7 +260,6 @@ pub(super) fn entry() {
         return;
     }
     // From here on this process is a spawned child: it never returns to main.
-    ENTERED.store(true, Ordering::Relaxed);
     let _ = payload.write_at(&[1], STARTED_OFFSET);
     drop(payload);
     let code = run_child(&bytes).unwrap_or_else(|msg| {
