@@ -61,7 +61,7 @@
 //! futex's round trips and ours alternate one by one in the same two
 //! processes; the pipe's 64-byte streams (and the bare records floor) run
 //! by turns with the SPSC floor in one pair of processes, 16 turns each a
-//! round ([`interleaved`]). Only ratios within one run mean anything.
+//! round ([`by_turns`]). Only ratios within one run mean anything.
 //! Figures go in `benches/README.md`.
 #![allow(unsafe_code)]
 
@@ -658,9 +658,7 @@ fn rtt_queue(how: Waiting, iters: u64) -> Duration {
     let child = start(queue_echo, (req.clone(), rep.clone(), iters, how));
     let start = Instant::now();
     for i in 0..iters {
-        how.before_send();
-        req.put(Plain(i)).expect("put");
-        assert_eq!(queue_get(&rep, how), Plain(i));
+        queue_ask(&req, &rep, how, i);
     }
     let t = start.elapsed();
     join(child);
@@ -674,10 +672,22 @@ fn queue_get(q: &Queue<Plain<u64>>, how: Waiting) -> Plain<u64> {
 /// The child side of the queue ping-pong.
 fn queue_echo((req, rep, iters, how): (Queue<Plain<u64>>, Queue<Plain<u64>>, u64, Waiting)) {
     for _ in 0..iters {
-        let v = queue_get(&req, how);
-        how.before_send();
-        rep.put(v).expect("put");
+        queue_reply(&req, &rep, how);
     }
+}
+
+/// The asking side's round trip `i` of the queue ping-pong.
+fn queue_ask(req: &Queue<Plain<u64>>, rep: &Queue<Plain<u64>>, how: Waiting, i: u64) {
+    how.before_send();
+    req.put(Plain(i)).expect("put");
+    assert_eq!(queue_get(rep, how), Plain(i));
+}
+
+/// The replying side of [`queue_ask`].
+fn queue_reply(req: &Queue<Plain<u64>>, rep: &Queue<Plain<u64>>, how: Waiting) {
+    let v = queue_get(req, how);
+    how.before_send();
+    rep.put(v).expect("put");
 }
 
 fn pipe_spin_recv<T: Message, D: CanRecv>(c: &Connection<D>) -> T {
@@ -690,9 +700,7 @@ fn rtt_pipe(how: Waiting, iters: u64) -> Duration {
     let child = start(pipe_echo, (there, iters, how));
     let start = Instant::now();
     for i in 0..iters {
-        how.before_send();
-        here.send(&Plain(i)).expect("send");
-        assert_eq!(pipe_recv(&here, how), Plain(i));
+        pipe_ask(&here, how, i);
     }
     let t = start.elapsed();
     join(child);
@@ -706,10 +714,22 @@ fn pipe_recv(c: &Connection, how: Waiting) -> Plain<u64> {
 /// The child side of the pipe ping-pong.
 fn pipe_echo((conn, iters, how): (Connection, u64, Waiting)) {
     for _ in 0..iters {
-        let v = pipe_recv(&conn, how);
-        how.before_send();
-        conn.send(&v).expect("send");
+        pipe_reply(&conn, how);
     }
+}
+
+/// The asking side's round trip `i` of the pipe ping-pong.
+fn pipe_ask(conn: &Connection, how: Waiting, i: u64) {
+    how.before_send();
+    conn.send(&Plain(i)).expect("send");
+    assert_eq!(pipe_recv(conn, how), Plain(i));
+}
+
+/// The replying side of [`pipe_ask`].
+fn pipe_reply(conn: &Connection, how: Waiting) {
+    let v = pipe_recv(conn, how);
+    how.before_send();
+    conn.send(&v).expect("send");
 }
 
 /// Both sides sleep on every message ([`Waiting::Sleep`]), with the raw
@@ -718,7 +738,7 @@ fn pipe_echo((conn, iters, how): (Connection, u64, Waiting)) {
 /// cost beyond the work, raw first. `echo` is one of ours in the child
 /// (receive, work, send), `ask(i)` one in the parent (work, send `i`,
 /// receive it back).
-fn rtt_sleep_interleaved(iters: u64, mut echo: impl FnMut(), mut ask: impl FnMut(u64)) -> (Duration, Duration) {
+fn rtt_sleep_by_turns(iters: u64, mut echo: impl FnMut(), mut ask: impl FnMut(u64)) -> (Duration, Duration) {
     let how = Waiting::Sleep;
     let shm = Shm::new(4096);
     let w = shm.u32_at(0);
@@ -741,37 +761,17 @@ fn rtt_sleep_interleaved(iters: u64, mut echo: impl FnMut(), mut ask: impl FnMut
     (how.beyond_work(raw, iters), how.beyond_work(ours, iters))
 }
 
-fn rtt_pipe_sleep_interleaved(iters: u64) -> (Duration, Duration) {
+fn rtt_pipe_sleep_by_turns(iters: u64) -> (Duration, Duration) {
     let (here, there) = Pipe::with_capacity(RING).expect("pipe");
     let how = Waiting::Sleep;
-    let echo = || {
-        let v = pipe_recv(&there, how);
-        how.before_send();
-        there.send(&v).expect("send");
-    };
-    let ask = |i| {
-        how.before_send();
-        here.send(&Plain(i)).expect("send");
-        assert_eq!(pipe_recv(&here, how), Plain(i));
-    };
-    rtt_sleep_interleaved(iters, echo, ask)
+    rtt_sleep_by_turns(iters, || pipe_reply(&there, how), |i| pipe_ask(&here, how, i))
 }
 
-fn rtt_queue_sleep_interleaved(iters: u64) -> (Duration, Duration) {
+fn rtt_queue_sleep_by_turns(iters: u64) -> (Duration, Duration) {
     let req = Queue::<Plain<u64>>::new(RING).expect("queue");
     let rep = Queue::<Plain<u64>>::new(RING).expect("queue");
     let how = Waiting::Sleep;
-    let echo = || {
-        let v = queue_get(&req, how);
-        how.before_send();
-        rep.put(v).expect("put");
-    };
-    let ask = |i| {
-        how.before_send();
-        req.put(Plain(i)).expect("put");
-        assert_eq!(queue_get(&rep, how), Plain(i));
-    };
-    rtt_sleep_interleaved(iters, echo, ask)
+    rtt_sleep_by_turns(iters, || queue_reply(&req, &rep, how), |i| queue_ask(&req, &rep, how, i))
 }
 
 // ----- one-way throughput, 64-byte messages -----
@@ -1425,10 +1425,10 @@ const SLEEP_SUFFIX: &str = "_sleep";
 /// round met different stretches of it, or were placed differently on
 /// the host's cores; by turns, both meet the same. Each round's ratio is
 /// still of the sums over the round, tails included.
-fn interleaved(num: &str) -> Option<fn(u64) -> (Duration, Duration)> {
+fn by_turns(num: &str) -> Option<fn(u64) -> (Duration, Duration)> {
     match num {
-        "rtt_8B/pipe_sleep" => Some(rtt_pipe_sleep_interleaved),
-        "rtt_8B/queue_sleep" => Some(rtt_queue_sleep_interleaved),
+        "rtt_8B/pipe_sleep" => Some(rtt_pipe_sleep_by_turns),
+        "rtt_8B/queue_sleep" => Some(rtt_queue_sleep_by_turns),
         "tput_64B/pipe_plain" => Some(|n| tput_pipe_by_turns(How::Plain, n)),
         "tput_64B/pipe_bytes" => Some(|n| tput_pipe_by_turns(How::Bytes, n)),
         "tput_64B/pipe_bytes_into" => Some(|n| tput_pipe_by_turns(How::BytesInto, n)),
@@ -1454,7 +1454,7 @@ fn verdict(target: Option<(bool, f64)>, r: f64) -> String {
 /// Measures each row's two benchmarks again in alternation — `PAIR_ROUNDS`
 /// (or `PAIR_ROUNDS_LONG`) rounds of about `PAIR_RUN` (at least
 /// `PAIR_MIN_ITERS` iterations) each, in the order AB, BA, AB…, or
-/// [`interleaved`] within each round — and returns the per-round ratios, so
+/// [`by_turns`] within each round — and returns the per-round ratios, so
 /// that a change of machine state between two criterion benchmarks does
 /// not decide a target.
 fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
@@ -1469,7 +1469,7 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
             let before = Cpu::now();
             let mut ratios = Vec::new();
             let (mut a_ns, mut b_ns) = (Vec::new(), Vec::new());
-            let both = interleaved(num);
+            let both = by_turns(num);
             let (na, nb) = if both.is_some() { (na.max(nb), na.max(nb)) } else { (na, nb) };
             for round in 0..rounds {
                 let (ta, tb) = if let Some(both) = both {
