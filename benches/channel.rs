@@ -981,10 +981,10 @@ impl Floor for PipeStream {
     }
 }
 
-/// The SPSC floor and a one-way pipe by turns.
-fn tput_pipe_by_turns(how: How, iters: u64) -> (Duration, Duration) {
+/// A floor (the SPSC ring, or the bare records) and a one-way pipe by turns.
+fn tput_pipe_by_turns(floor: &impl Floor, how: How, iters: u64) -> (Duration, Duration) {
     let (rx, tx) = Pipe::one_way_with_capacity(RING).expect("pipe");
-    tput_by_turns(iters, &Spsc::new(), &PipeStream { rx, tx, how })
+    tput_by_turns(iters, floor, &PipeStream { rx, tx, how })
 }
 
 /// The floor: a bare single-producer single-consumer ring of 64-byte slots
@@ -1418,21 +1418,27 @@ const SLEEP_SUFFIX: &str = "_sleep";
 /// The rows whose two sides are measured by turns in one pair of
 /// processes rather than in alternating rounds of their own, each
 /// returning (reference, ours): the both-sides-sleep round trips against
-/// the raw futex's, alternating round trip by round trip, and the pipe's
-/// 64-byte streams against the SPSC floor, in turns of a sixteenth of a
-/// round. Their rounds scatter with the hypervisor's doings (0.70–1.36x
+/// the raw futex's, alternating round trip by round trip, and the 64-byte
+/// streams (the pipe's, the bare records') against their floor, in turns
+/// of a sixteenth of a round. Their rounds scatter with the hypervisor's doings (0.70–1.36x
 /// and 0.18–0.53x in one full run each, session 15): the two sides of a
 /// round met different stretches of it, or were placed differently on
 /// the host's cores; by turns, both meet the same. Each round's ratio is
 /// still of the sums over the round, tails included.
-fn by_turns(num: &str) -> Option<fn(u64) -> (Duration, Duration)> {
-    match num {
-        "rtt_8B/pipe_sleep" => Some(rtt_pipe_sleep_by_turns),
-        "rtt_8B/queue_sleep" => Some(rtt_queue_sleep_by_turns),
-        "tput_64B/pipe_plain" => Some(|n| tput_pipe_by_turns(How::Plain, n)),
-        "tput_64B/pipe_bytes" => Some(|n| tput_pipe_by_turns(How::Bytes, n)),
-        "tput_64B/pipe_bytes_into" => Some(|n| tput_pipe_by_turns(How::BytesInto, n)),
-        "tput_64B/raw_records" => Some(|n| tput_by_turns(n, &Spsc::new(), &Records::new())),
+fn by_turns(num: &str, den: &str) -> Option<fn(u64) -> (Duration, Duration)> {
+    // By both ids: a row that compares the same benchmark with another
+    // reference must run against that one (until session 16 the pipe's
+    // row against the bare records ran against the SPSC ring).
+    match (num, den) {
+        ("rtt_8B/pipe_sleep", "rtt_8B/raw_futex_sleep") => Some(rtt_pipe_sleep_by_turns),
+        ("rtt_8B/queue_sleep", "rtt_8B/raw_futex_sleep") => Some(rtt_queue_sleep_by_turns),
+        ("tput_64B/pipe_plain", "tput_64B/spsc_ring") => Some(|n| tput_pipe_by_turns(&Spsc::new(), How::Plain, n)),
+        ("tput_64B/pipe_bytes", "tput_64B/spsc_ring") => Some(|n| tput_pipe_by_turns(&Spsc::new(), How::Bytes, n)),
+        ("tput_64B/pipe_bytes_into", "tput_64B/spsc_ring") => {
+            Some(|n| tput_pipe_by_turns(&Spsc::new(), How::BytesInto, n))
+        }
+        ("tput_64B/raw_records", "tput_64B/spsc_ring") => Some(|n| tput_by_turns(n, &Spsc::new(), &Records::new())),
+        ("tput_64B/pipe_plain", "tput_64B/raw_records") => Some(|n| tput_pipe_by_turns(&Records::new(), How::Plain, n)),
         _ => None,
     }
 }
@@ -1469,7 +1475,7 @@ fn paired(benches: &[Bench]) -> Vec<Option<Paired>> {
             let before = Cpu::now();
             let mut ratios = Vec::new();
             let (mut a_ns, mut b_ns) = (Vec::new(), Vec::new());
-            let both = by_turns(num);
+            let both = by_turns(num, den);
             let (na, nb) = if both.is_some() { (na.max(nb), na.max(nb)) } else { (na, nb) };
             for round in 0..rounds {
                 let (ta, tb) = if let Some(both) = both {
