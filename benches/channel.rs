@@ -61,7 +61,9 @@
 //! futex's round trips and ours alternate one by one in the same two
 //! processes; the pipe's 64-byte streams (and the bare records floor) run
 //! by turns with the SPSC floor in one pair of processes, 16 turns each a
-//! round ([`by_turns`]). Only ratios within one run mean anything.
+//! round, and the zero-copy 1 MiB streams (and the bare handoff) by turns
+//! with `memcpy` in the consuming process or with the bare handoff
+//! ([`by_turns`]). Only ratios within one run mean anything.
 //! Figures go in `benches/README.md`.
 #![allow(unsafe_code)]
 
@@ -778,6 +780,10 @@ fn rtt_queue_sleep_by_turns(iters: u64) -> (Duration, Duration) {
 
 /// A bare ring in shared memory, the floor of the one-way stream.
 trait Floor {
+    /// Readies this side in the process it runs in, before the first
+    /// message: writes to every page of the buffers it writes from (after a
+    /// fork, the first write to a page copies it, which no turn should time).
+    fn ready(&self) {}
     /// Writes the messages `0..n` (in the forked producer).
     fn produce(&self, n: u64);
     /// Reads `n` messages; returns the sum of their sequence numbers.
@@ -787,9 +793,11 @@ trait Floor {
 fn tput_floor(ring: impl Floor, iters: u64) -> Duration {
     let go = Go::new();
     let child = fork(|| {
+        ring.ready();
         go.wait();
         ring.produce(iters);
     });
+    ring.ready();
     go.set();
     let start = Instant::now();
     let sum = ring.consume(iters);
@@ -931,7 +939,7 @@ fn pipe_produce((tx, go, n, how): (Connection<SendOnly>, Event, u64, How)) {
 /// Turns of a stream measured by turns ([`tput_by_turns`]).
 const STREAM_TURNS: u64 = 16;
 
-/// The 64-byte stream through `first` and `second` by turns, in one pair
+/// A stream through `first` and `second` by turns, in one pair
 /// of processes, so that whatever the machine does (where the hypervisor
 /// puts the two vCPUs, above all) meets both alike: [`STREAM_TURNS`] turns
 /// each, `first`'s then `second`'s, each begun when the consuming parent
@@ -941,17 +949,20 @@ fn tput_by_turns(iters: u64, first: &impl Floor, second: &impl Floor) -> (Durati
     let turns = Shm::new(4096);
     let turn = turns.u64_at(0);
     let size = |k: u64| iters * (k + 1) / STREAM_TURNS - iters * k / STREAM_TURNS;
+    let sides = [first as &dyn Floor, second];
     let child = fork(|| {
+        sides.iter().for_each(|side| side.ready());
         for k in 0..STREAM_TURNS {
-            for (i, side) in [first as &dyn Floor, second].into_iter().enumerate() {
+            for (i, side) in sides.iter().enumerate() {
                 spin_until(|| turn.load(Ordering::Acquire) == 2 * k + 1 + i as u64);
                 side.produce(size(k));
             }
         }
     });
+    sides.iter().for_each(|side| side.ready());
     let mut times = [Duration::ZERO; 2];
     for k in 0..STREAM_TURNS {
-        for (i, side) in [first as &dyn Floor, second].into_iter().enumerate() {
+        for (i, side) in sides.iter().enumerate() {
             turn.store(2 * k + 1 + i as u64, Ordering::Release);
             let start = Instant::now();
             let sum = side.consume(size(k));
@@ -1176,66 +1187,140 @@ impl Floor for Records {
 
 // ----- 1 MiB messages -----
 
-fn big_memcpy(iters: u64) -> Duration {
-    let src = vec![0x5au8; MIB];
-    let mut dst = vec![0u8; MIB];
-    dst.copy_from_slice(&src); // fault the pages in before the clock starts
-    let start = Instant::now();
-    for _ in 0..iters {
-        dst.copy_from_slice(black_box(&src));
-        black_box(&mut dst);
+/// Writes sequence number `s` into the first eight bytes of a producer's
+/// 1 MiB source: message `s`.
+fn stamp(src: &mut [u8], s: u64) -> &[u8] {
+    src[..8].copy_from_slice(&s.to_le_bytes());
+    src
+}
+
+/// A 1 MiB source or destination, faulted in.
+fn big_buffer() -> RefCell<Vec<u8>> {
+    RefCell::new(vec![0x5a; MIB])
+}
+
+/// Writes to every page of `buf` in this process: after a fork, the first
+/// write to a page copies it, which is not what a turn should time.
+fn touch(buf: &RefCell<Vec<u8>>) {
+    buf.borrow_mut().fill(0x5a);
+}
+
+/// The single-core floor as a [`Floor`]: nothing crosses between the
+/// processes; the consumer copies each message into a buffer of its own.
+struct Memcpy {
+    src: RefCell<Vec<u8>>,
+    dst: RefCell<Vec<u8>>,
+}
+
+impl Memcpy {
+    fn new() -> Memcpy {
+        Memcpy { src: big_buffer(), dst: big_buffer() }
     }
-    start.elapsed()
+}
+
+impl Floor for Memcpy {
+    fn ready(&self) {
+        touch(&self.src);
+        touch(&self.dst);
+    }
+
+    fn produce(&self, _: u64) {}
+
+    fn consume(&self, n: u64) -> u64 {
+        let (mut src, mut dst) = (self.src.borrow_mut(), self.dst.borrow_mut());
+        (0..n).fold(0u64, |sum, s| {
+            dst.copy_from_slice(black_box(stamp(&mut src, s)));
+            sum.wrapping_add(seq_of(black_box(&dst)))
+        })
+    }
+}
+
+fn big_memcpy(iters: u64) -> Duration {
+    let floor = Memcpy::new();
+    floor.ready();
+    let start = Instant::now();
+    let sum = floor.consume(iters);
+    let t = start.elapsed();
+    assert_eq!(sum, seq_sum(iters));
+    t
 }
 
 /// The floor of the zero-copy 1 MiB stream: the channels' 4 MiB as four
 /// 1 MiB slots in shared memory, with nothing else. The producer copies its
 /// source into the next free slot and publishes it; the consumer folds it
 /// in place and releases it. What moving 1 MiB from one core to the other
-/// costs on this machine, which `memcpy` on one core does not show.
-fn big_raw_handoff(iters: u64) -> Duration {
-    const SLOTS: u64 = (BIG_RING / MIB) as u64;
-    let shm = Shm::new(4096 + BIG_RING);
-    let (head, tail) = (shm.u64_at(0), shm.u64_at(128));
-    let slot = |s: u64| {
-        let at = 4096 + (s % SLOTS) as usize * MIB;
-        assert!(at + MIB <= shm.len);
+/// costs on this machine, which `memcpy` on one core does not show. Both
+/// positions live in the mapping, so that turns go on where the last ended.
+struct Handoff {
+    shm: Shm,
+    src: RefCell<Vec<u8>>,
+}
+
+const HANDOFF_SLOTS: u64 = (BIG_RING / MIB) as u64;
+
+impl Handoff {
+    fn new() -> Handoff {
+        let shm = Shm::new(4096 + BIG_RING);
+        // SAFETY: the whole mapping, ours alone until the fork: its pages
+        // are faulted in before any clock starts.
+        unsafe { std::ptr::write_bytes(shm.ptr, 0, shm.len) };
+        Handoff { shm, src: big_buffer() }
+    }
+
+    fn head(&self) -> &AtomicU64 {
+        self.shm.u64_at(0)
+    }
+
+    fn tail(&self) -> &AtomicU64 {
+        self.shm.u64_at(128)
+    }
+
+    fn slot(&self, pos: u64) -> *mut u8 {
+        let at = 4096 + (pos % HANDOFF_SLOTS) as usize * MIB;
+        assert!(at + MIB <= self.shm.len);
         // SAFETY: in bounds (checked just above).
-        unsafe { shm.ptr.add(at) }
-    };
-    // SAFETY: the whole mapping, ours alone until the fork: its pages are
-    // faulted in before the clock starts.
-    unsafe { std::ptr::write_bytes(shm.ptr, 0, shm.len) };
-    let go = Go::new();
-    let child = fork(|| {
-        let mut src = vec![0x5au8; MIB];
-        go.wait();
-        for s in 0..iters {
-            spin_until(|| s - head.load(Ordering::Acquire) < SLOTS);
-            src[..8].copy_from_slice(&s.to_le_bytes());
+        unsafe { self.shm.ptr.add(at) }
+    }
+}
+
+impl Floor for Handoff {
+    fn ready(&self) {
+        touch(&self.src);
+    }
+
+    fn produce(&self, n: u64) {
+        let (head, tail, mut src) = (self.head(), self.tail(), self.src.borrow_mut());
+        let mut pos = tail.load(Ordering::Relaxed);
+        for s in 0..n {
+            spin_until(|| pos - head.load(Ordering::Acquire) < HANDOFF_SLOTS);
             // SAFETY: the slot is free (the consumer released it) and only
             // this producer writes free slots.
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), slot(s), MIB) };
-            tail.store(s + 1, Ordering::Release);
+            unsafe { std::ptr::copy_nonoverlapping(stamp(&mut src, s).as_ptr(), self.slot(pos), MIB) };
+            pos += 1;
+            tail.store(pos, Ordering::Release);
         }
-    });
-    let (mut sum, mut acc) = (0u64, 0u64);
-    go.set();
-    let start = Instant::now();
-    for s in 0..iters {
-        spin_until(|| tail.load(Ordering::Acquire) > s);
-        // SAFETY: published by the producer's release of `tail` (acquired
-        // above); it is not written again until `head` passes it.
-        let v = unsafe { std::slice::from_raw_parts(slot(s), MIB) };
-        acc ^= fold(v);
-        sum = sum.wrapping_add(seq_of(v));
-        head.store(s + 1, Ordering::Release);
     }
-    let t = start.elapsed();
-    black_box(acc);
-    child.join();
-    assert_eq!(sum, seq_sum(iters));
-    t
+
+    fn consume(&self, n: u64) -> u64 {
+        let (head, tail) = (self.head(), self.tail());
+        let (mut pos, mut sum, mut acc) = (head.load(Ordering::Relaxed), 0u64, 0u64);
+        for _ in 0..n {
+            spin_until(|| tail.load(Ordering::Acquire) > pos);
+            // SAFETY: published by the producer's release of `tail` (acquired
+            // above); it is not written again until `head` passes it.
+            let v = unsafe { std::slice::from_raw_parts(self.slot(pos), MIB) };
+            acc ^= fold(v);
+            sum = sum.wrapping_add(seq_of(v));
+            pos += 1;
+            head.store(pos, Ordering::Release);
+        }
+        black_box(acc);
+        sum
+    }
+}
+
+fn big_raw_handoff(iters: u64) -> Duration {
+    tput_floor(Handoff::new(), iters)
 }
 
 fn big_unix_stream(iters: u64) -> Duration {
@@ -1245,8 +1330,7 @@ fn big_unix_stream(iters: u64) -> Duration {
         let mut src = vec![0x5au8; MIB];
         go.wait();
         for s in 0..iters {
-            src[..8].copy_from_slice(&s.to_le_bytes());
-            z.write_all(&src).expect("write");
+            z.write_all(stamp(&mut src, s)).expect("write");
         }
     });
     let mut dst = vec![0u8; MIB];
@@ -1267,64 +1351,58 @@ fn big_queue(how: How, iters: u64) -> Duration {
     let q = Queue::<Vec<u8>>::new(BIG_RING).expect("queue");
     let go = Event::new().expect("event");
     let child = start(big_queue_produce, (q.clone(), go.clone(), iters, how));
-    let mut sum = 0u64;
     let mut acc = 0u64;
     go.set();
     let start = Instant::now();
-    for _ in 0..iters {
-        if how == How::ZeroCopy {
-            let v = q.get_in_place().expect("get_in_place");
-            assert!(v.is_in_place());
-            acc ^= fold(&v);
-            sum = sum.wrapping_add(seq_of(&v));
-        } else {
-            let v = q.get_bytes().expect("get_bytes");
-            sum = sum.wrapping_add(seq_of(black_box(&v)));
-        }
-    }
+    let sum = (0..iters).fold(0u64, |sum, _| sum.wrapping_add(big_queue_take(&q, how, &mut acc)));
     let t = start.elapsed();
     black_box(acc);
     join(child);
     assert_eq!(sum, seq_sum(iters));
     t
+}
+
+/// Sends message `s` of the 1 MiB queue benchmarks.
+fn big_queue_put(q: &Queue<Vec<u8>>, how: How, src: &mut [u8], s: u64) {
+    let msg = stamp(src, s);
+    if how == How::ZeroCopy {
+        let mut slot = q.reserve(MIB).expect("reserve");
+        slot.copy_from_slice(msg);
+        slot.commit();
+    } else {
+        q.put_bytes(msg).expect("put_bytes");
+    }
+}
+
+/// Receives one message of the 1 MiB queue benchmarks (folded into `acc`
+/// when read in place): its sequence number.
+fn big_queue_take(q: &Queue<Vec<u8>>, how: How, acc: &mut u64) -> u64 {
+    if how == How::ZeroCopy {
+        let v = q.get_in_place().expect("get_in_place");
+        assert!(v.is_in_place());
+        *acc ^= fold(&v);
+        seq_of(&v)
+    } else {
+        seq_of(black_box(&q.get_bytes().expect("get_bytes")))
+    }
 }
 
 /// The producer child of the 1 MiB queue benchmarks.
 fn big_queue_produce((q, go, n, how): (Queue<Vec<u8>>, Event, u64, How)) {
     let mut src = vec![0x5au8; MIB];
     go.wait();
-    for s in 0..n {
-        src[..8].copy_from_slice(&s.to_le_bytes());
-        if how == How::ZeroCopy {
-            let mut slot = q.reserve(MIB).expect("reserve");
-            slot.copy_from_slice(&src);
-            slot.commit();
-        } else {
-            q.put_bytes(&src).expect("put_bytes");
-        }
-    }
+    (0..n).for_each(|s| big_queue_put(&q, how, &mut src, s));
 }
 
 fn big_pipe(how: How, iters: u64) -> Duration {
     let (rx, tx) = Pipe::one_way_with_capacity(BIG_RING).expect("pipe");
     let go = Event::new().expect("event");
     let child = start(big_pipe_produce, (tx, go.clone(), iters, how));
-    let mut sum = 0u64;
     let mut acc = 0u64;
     let mut dst = vec![0u8; MIB];
     go.set();
     let start = Instant::now();
-    for _ in 0..iters {
-        if how == How::ZeroCopy {
-            let v = rx.recv_in_place().expect("recv_in_place");
-            assert!(v.is_in_place());
-            acc ^= fold(&v);
-            sum = sum.wrapping_add(seq_of(&v));
-        } else {
-            assert_eq!(rx.recv_bytes_into(&mut dst).expect("recv_bytes_into"), MIB);
-            sum = sum.wrapping_add(seq_of(black_box(&dst)));
-        }
-    }
+    let sum = (0..iters).fold(0u64, |sum, _| sum.wrapping_add(big_pipe_take(&rx, how, &mut dst, &mut acc)));
     let t = start.elapsed();
     black_box(acc);
     join(child);
@@ -1332,19 +1410,83 @@ fn big_pipe(how: How, iters: u64) -> Duration {
     t
 }
 
+/// Sends message `s` of the 1 MiB pipe benchmarks.
+fn big_pipe_put(tx: &Connection<SendOnly>, how: How, src: &mut [u8], s: u64) {
+    let msg = stamp(src, s);
+    if how == How::ZeroCopy {
+        let mut slot = tx.reserve(MIB).expect("reserve");
+        slot.copy_from_slice(msg);
+        slot.commit();
+    } else {
+        tx.send_bytes(msg).expect("send_bytes");
+    }
+}
+
+/// Receives one message of the 1 MiB pipe benchmarks (into `dst`, or
+/// folded into `acc` when read in place): its sequence number.
+fn big_pipe_take(rx: &Connection<RecvOnly>, how: How, dst: &mut [u8], acc: &mut u64) -> u64 {
+    if how == How::ZeroCopy {
+        let v = rx.recv_in_place().expect("recv_in_place");
+        assert!(v.is_in_place());
+        *acc ^= fold(&v);
+        seq_of(&v)
+    } else {
+        assert_eq!(rx.recv_bytes_into(dst).expect("recv_bytes_into"), MIB);
+        seq_of(black_box(dst))
+    }
+}
+
 /// The sending child of the 1 MiB pipe benchmarks.
 fn big_pipe_produce((tx, go, n, how): (Connection<SendOnly>, Event, u64, How)) {
     let mut src = vec![0x5au8; MIB];
     go.wait();
-    for s in 0..n {
-        src[..8].copy_from_slice(&s.to_le_bytes());
-        if how == How::ZeroCopy {
-            let mut slot = tx.reserve(MIB).expect("reserve");
-            slot.copy_from_slice(&src);
-            slot.commit();
-        } else {
-            tx.send_bytes(&src).expect("send_bytes");
+    (0..n).for_each(|s| big_pipe_put(&tx, how, &mut src, s));
+}
+
+/// A channel's zero-copy 1 MiB stream as a [`Floor`], for [`tput_by_turns`].
+enum BigStream {
+    Queue(Queue<Vec<u8>>, RefCell<Vec<u8>>),
+    Pipe(Connection<RecvOnly>, Connection<SendOnly>, RefCell<Vec<u8>>),
+}
+
+impl BigStream {
+    fn queue() -> BigStream {
+        BigStream::Queue(Queue::new(BIG_RING).expect("queue"), big_buffer())
+    }
+
+    fn pipe() -> BigStream {
+        let (rx, tx) = Pipe::one_way_with_capacity(BIG_RING).expect("pipe");
+        BigStream::Pipe(rx, tx, big_buffer())
+    }
+}
+
+impl Floor for BigStream {
+    fn ready(&self) {
+        let (BigStream::Queue(_, src) | BigStream::Pipe(_, _, src)) = self;
+        touch(src);
+    }
+
+    fn produce(&self, n: u64) {
+        match self {
+            BigStream::Queue(q, src) => (0..n).for_each(|s| big_queue_put(q, How::ZeroCopy, &mut src.borrow_mut(), s)),
+            BigStream::Pipe(_, tx, src) => {
+                (0..n).for_each(|s| big_pipe_put(tx, How::ZeroCopy, &mut src.borrow_mut(), s));
+            }
         }
+    }
+
+    fn consume(&self, n: u64) -> u64 {
+        let mut acc = 0u64;
+        let sum = match self {
+            BigStream::Queue(q, _) => {
+                (0..n).fold(0u64, |sum, _| sum.wrapping_add(big_queue_take(q, How::ZeroCopy, &mut acc)))
+            }
+            BigStream::Pipe(rx, _, _) => {
+                (0..n).fold(0u64, |sum, _| sum.wrapping_add(big_pipe_take(rx, How::ZeroCopy, &mut [], &mut acc)))
+            }
+        };
+        black_box(acc);
+        sum
     }
 }
 
@@ -1419,12 +1561,15 @@ const SLEEP_SUFFIX: &str = "_sleep";
 /// processes rather than in alternating rounds of their own, each
 /// returning (reference, ours): the both-sides-sleep round trips against
 /// the raw futex's, alternating round trip by round trip, and the 64-byte
-/// streams (the pipe's, the bare records') against their floor, in turns
-/// of a sixteenth of a round. Their rounds scatter with the hypervisor's doings (0.70–1.36x
-/// and 0.18–0.53x in one full run each, session 15): the two sides of a
-/// round met different stretches of it, or were placed differently on
-/// the host's cores; by turns, both meet the same. Each round's ratio is
-/// still of the sums over the round, tails included.
+/// and zero-copy 1 MiB streams (ours, and the bare records' and bare
+/// handoff's) against their floors, in turns of a sixteenth of a round
+/// (`memcpy`'s turns copy in the consuming process while its peer idles).
+/// Their rounds scatter with the hypervisor's doings (0.70–1.36x and
+/// 0.18–0.53x in one full run each, session 15; the 1 MiB rows' rounds
+/// 0.11–0.89x, session 16): the two sides of a round met different
+/// stretches of it, or were placed differently on the host's cores; by
+/// turns, both meet the same. Each round's ratio is still of the sums over
+/// the round, tails included.
 fn by_turns(num: &str, den: &str) -> Option<fn(u64) -> (Duration, Duration)> {
     // By both ids: a row that compares the same benchmark with another
     // reference must run against that one (until session 16 the pipe's
@@ -1439,6 +1584,16 @@ fn by_turns(num: &str, den: &str) -> Option<fn(u64) -> (Duration, Duration)> {
         }
         ("tput_64B/raw_records", "tput_64B/spsc_ring") => Some(|n| tput_by_turns(n, &Spsc::new(), &Records::new())),
         ("tput_64B/pipe_plain", "tput_64B/raw_records") => Some(|n| tput_pipe_by_turns(&Records::new(), How::Plain, n)),
+        ("msg_1MiB/queue_zero_copy", "msg_1MiB/memcpy") => {
+            Some(|n| tput_by_turns(n, &Memcpy::new(), &BigStream::queue()))
+        }
+        ("msg_1MiB/pipe_zero_copy", "msg_1MiB/memcpy") => {
+            Some(|n| tput_by_turns(n, &Memcpy::new(), &BigStream::pipe()))
+        }
+        ("msg_1MiB/raw_handoff", "msg_1MiB/memcpy") => Some(|n| tput_by_turns(n, &Memcpy::new(), &Handoff::new())),
+        ("msg_1MiB/pipe_zero_copy", "msg_1MiB/raw_handoff") => {
+            Some(|n| tput_by_turns(n, &Handoff::new(), &BigStream::pipe()))
+        }
         _ => None,
     }
 }
@@ -1552,8 +1707,8 @@ fn summary(pairs: &[Option<Paired>]) {
     println!("  A: from the criterion medians above");
     println!("  B: median [min, max] of {PAIR_ROUNDS} alternating rounds of the two ({PAIR_ROUNDS_LONG} where both");
     println!("     sides sleep), each about {PAIR_RUN:?} and at least {PAIR_MIN_ITERS} iterations, with each side's");
-    println!("     median time per iteration over the rounds; the sleeping round trips and the pipe's streams");
-    println!("     against the SPSC ring run by turns within each round, in one pair of processes");
+    println!("     median time per iteration over the rounds; the sleeping round trips, the 64-byte streams");
+    println!("     and the zero-copy 1 MiB streams run by turns within each round, in one pair of processes");
     for (&(label, num, den, target), pair) in ROWS.iter().zip(pairs) {
         let (Some(n), Some(d)) = (median_ns(num), median_ns(den)) else { continue };
         let a = ratio(num, n, d);
