@@ -98,7 +98,7 @@ use super::queue::{
     ring_capacity, send_error, try_recv, try_send, with_scratch,
 };
 use super::ring::{Gone, LIVENESS_SLICE, Line, Miss, Ring, RingCtrl, Stop};
-use super::select::sealed::Watch;
+use super::select::sealed::{Sleepers, Watch};
 use crate::ShmError;
 use crate::segment::header::Kind;
 use crate::segment::object::{Control, Object};
@@ -1402,8 +1402,8 @@ impl<D: CanRecv> Connection<D> {
 }
 
 impl<D: CanRecv> Watch for Connection<D> {
-    fn data_word(&self) -> (&AtomicU32, &AtomicU32) {
-        self.end.recv_ring().data_word()
+    fn sleepers(&self) -> Sleepers<'_> {
+        Sleepers(self.end.recv_ring().data_sleepers())
     }
 
     fn ready(&self, probe: bool) -> bool {

@@ -528,13 +528,6 @@ impl<'a> Ring<'a> {
         &self.ctrl.readers.0
     }
 
-    /// The futex word receivers sleep on, and its waiter count (for `wait`
-    /// over several channels).
-    pub(crate) fn data_word(&self) -> (&'a AtomicU32, &'a AtomicU32) {
-        let s = self.data_sleepers();
-        (&s.seq, &s.waiters)
-    }
-
     // ----- producing -----
 
     /// Bytes a record of `size` bytes takes at `tail` (with the padding at

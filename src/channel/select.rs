@@ -27,20 +27,24 @@ use std::time::{Duration, Instant};
 use super::message::Message;
 use super::queue::{JoinableQueue, Queue, SimpleQueue};
 use super::ring::LIVENESS_SLICE;
-use crate::sync::wait as futex_wait;
+use crate::sync::wait::{self as futex_wait, RingSleepers};
 use crate::sys::futex::{self, WAIT_ANY_MAX, WakeAny};
 
 /// How often the fallback without `futex_waitv` looks.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
 
 pub(crate) mod sealed {
-    use std::sync::atomic::AtomicU32;
+    use crate::sync::wait::RingSleepers;
+
+    /// The sleep words of a channel's receivers: the futex word bumped when
+    /// a message arrives (or a peer leaves), the count of its sleepers, and
+    /// how its wakers fence. (A wrapper, as the trait is public in name.)
+    pub struct Sleepers<'a>(pub(crate) &'a RingSleepers);
 
     /// What [`wait`](super::wait) needs of a channel.
     pub trait Watch {
-        /// The futex word bumped when a message arrives (or a peer leaves),
-        /// and the count of its sleepers.
-        fn data_word(&self) -> (&AtomicU32, &AtomicU32);
+        /// Its receivers' sleep words.
+        fn sleepers(&self) -> Sleepers<'_>;
 
         /// Whether a receive would return at once: a message is waiting, or
         /// the channel is closed or at the end of its stream. With `probe`,
@@ -67,8 +71,8 @@ impl<W: sealed::Watch + ?Sized> Waitable for W {}
 macro_rules! watch_queue {
     ($($q:ident),*) => {$(
         impl<T: Message> sealed::Watch for $q<T> {
-            fn data_word(&self) -> (&AtomicU32, &AtomicU32) {
-                self.core().ring().data_word()
+            fn sleepers(&self) -> sealed::Sleepers<'_> {
+                sealed::Sleepers(self.core().ring().data_sleepers())
             }
 
             fn ready(&self, probe: bool) -> bool {
@@ -91,7 +95,7 @@ struct Counted<'a, 'b> {
 impl<'a, 'b> Counted<'a, 'b> {
     fn new(objects: &'a [&'b dyn Waitable]) -> Self {
         for o in objects {
-            o.data_word().1.fetch_add(1, Ordering::SeqCst);
+            o.sleepers().0.waiters.fetch_add(1, Ordering::SeqCst);
         }
         Counted { objects, woken_by: None }
     }
@@ -101,7 +105,7 @@ impl Drop for Counted<'_, '_> {
     fn drop(&mut self) {
         for (i, o) in self.objects.iter().enumerate() {
             if self.woken_by != Some(i) {
-                futex_wait::uncount(o.data_word().1, 1);
+                futex_wait::uncount(&o.sleepers().0.waiters, 1);
             }
         }
     }
@@ -165,14 +169,9 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
         // (producers skip the wake-up when nobody is counted).
         let mut counted = Counted::new(objects);
         // Ring wakers fence asymmetrically (see `sync::wait`).
-        futex_wait::sleeper_fence();
-        let words: Vec<(&AtomicU32, u32)> = objects
-            .iter()
-            .map(|o| {
-                let (word, _) = o.data_word();
-                (word, word.load(Ordering::SeqCst))
-            })
-            .collect();
+        let sleepers: Vec<&RingSleepers> = objects.iter().map(|o| o.sleepers().0).collect();
+        futex_wait::fence_before_sleep_on(&sleepers);
+        let words: Vec<(&AtomicU32, u32)> = sleepers.iter().map(|s| (&s.seq, s.seq.load(Ordering::SeqCst))).collect();
         let ready: Vec<usize> = (0..objects.len()).filter(|&i| objects[i].ready(probe)).collect();
         if !ready.is_empty() || futex_wait::expired(deadline) {
             return ready;
@@ -192,6 +191,10 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
             continue;
         }
         let woke = futex::wait_any(&words, Some(slice_end));
+        if !matches!(woke, WakeAny::Unsupported) {
+            // One sleep on each ring, as `multiproc info` counts them.
+            sleepers.iter().for_each(|s| _ = s.sleeps.fetch_add(1, Ordering::Relaxed));
+        }
         match woke {
             WakeAny::Woken(i) => {
                 counted.woken_by = Some(i);
