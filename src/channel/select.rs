@@ -133,6 +133,12 @@ impl Drop for Counted<'_, '_> {
 /// sleeper: when several threads or processes wait on the same channel,
 /// the others notice within about 100 ms.
 ///
+/// A call that finds something ready at its first look costs a look at
+/// each object and nothing more; one that sleeps costs what a receive that
+/// sleeps costs (the producers of channels whose receivers keep sleeping
+/// make their wake-ups visible with a full fence, so that the sleeper
+/// needs no barrier; see `sync::wait` in the sources).
+///
 /// # Examples
 ///
 /// ```
@@ -163,6 +169,17 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
     let mut polling = objects.len() > WAIT_ANY_MAX;
     let mut probe = false;
     let mut next_probe = Instant::now() + LIVENESS_SLICE;
+    // A first look, before counting and fencing, which only a sleep needs.
+    // A wait that ends here slept not at all, so the wakers of what it
+    // found go back to their light fence, as after a receive that found
+    // its message by spinning ("Sides that sleep on every message" in
+    // `sync::wait`): a consumer that streams with `wait` and `try_recv`
+    // would otherwise leave its producer fencing fully on every message.
+    let ready = ready_now(objects, probe);
+    if !ready.is_empty() {
+        ready.iter().for_each(|&i| objects[i].sleepers().0.spun());
+        return ready;
+    }
     loop {
         // Counted as a sleeper before reading the words and looking, so a
         // producer that publishes after the look sees the count and wakes us
@@ -172,7 +189,7 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
         let sleepers: Vec<&RingSleepers> = objects.iter().map(|o| o.sleepers().0).collect();
         futex_wait::fence_before_sleep_on(&sleepers);
         let words: Vec<(&AtomicU32, u32)> = sleepers.iter().map(|s| (&s.seq, s.seq.load(Ordering::SeqCst))).collect();
-        let ready: Vec<usize> = (0..objects.len()).filter(|&i| objects[i].ready(probe)).collect();
+        let ready = ready_now(objects, probe);
         if !ready.is_empty() || futex_wait::expired(deadline) {
             return ready;
         }
@@ -204,5 +221,36 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
             WakeAny::TimedOut => probe = true,
             WakeAny::Unsupported => polling = true,
         }
+    }
+}
+
+/// The indices of the objects that are ready now.
+fn ready_now(objects: &[&dyn Waitable], probe: bool) -> Vec<usize> {
+    (0..objects.len()).filter(|&i| objects[i].ready(probe)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wakers_fence(q: &Queue<u32>) -> String {
+        q.core().ring().data_sleepers().describe()
+    }
+
+    #[test]
+    fn a_wait_that_finds_a_message_at_once_lets_its_wakers_fence_lightly() {
+        let q: Queue<u32> = Queue::new(4096).unwrap();
+        assert!(wait(&[&q], Some(Duration::from_millis(5))).is_empty());
+        let line = wakers_fence(&q);
+        assert!(line.contains("1 sleeps") && line.contains("fence fully"), "the sleep armed the ring: {line}");
+        q.put(7).unwrap();
+        assert_eq!(wait(&[&q], Some(Duration::from_secs(10))), [0]);
+        if futex_wait::remote_fence() {
+            // (Without the barrier the ring stays *arming*: its wakers
+            // fence fully from then on, which is correct, only slower.)
+            let line = wakers_fence(&q);
+            assert!(line.contains("1 sleeps") && line.contains("fence lightly"), "{line}");
+        }
+        assert_eq!(q.try_get(), Ok(7));
     }
 }
