@@ -643,6 +643,11 @@ impl<'a> Ring<'a> {
                 return Err(Stop::Timeout);
             }
             if self.wait_for_slack(tail, need, deadline)? {
+                // A wait that ended in spinning (see "Sides that sleep on
+                // every message" in `sync::wait`): without this, a producer
+                // that slept once would leave every later receive fencing
+                // fully while the stream went on.
+                self.ctrl.writers.0.spun();
                 continue;
             }
             let slice = wait::deadline(LIVENESS_SLICE).map(|s| deadline.map_or(s, |d| d.min(s)));
@@ -1668,6 +1673,32 @@ mod tests {
             ring.send(b"wake up", None, false, &never_gone).unwrap();
             assert_eq!(ring.ctrl.readers.0.waiters.load(Ordering::SeqCst), 0, "the sender counted it out");
         });
+    }
+
+    #[test]
+    fn a_producer_that_finds_room_without_sleeping_lets_receivers_fence_lightly() {
+        let owned = Owned::new();
+        let ring = owned.ring();
+        let msg = [7u8; 24];
+        let mut sent = 0;
+        while ring.send(&msg, None, true, &never_gone).is_ok() {
+            sent += 1;
+        }
+        // As a producer that slept on the full ring would have left it.
+        let writers = &ring.ctrl.writers.0;
+        wait::fence_before_sleep_on(&[writers]);
+        assert!(writers.describe().contains("fence fully"), "{}", writers.describe());
+        let mut out = Vec::new();
+        for _ in 0..sent {
+            ring.recv(&mut out, None, false, &never_gone).unwrap();
+        }
+        // Its cached `head` says full: the send waits for room, and finds it.
+        ring.send(&msg, None, false, &never_gone).unwrap();
+        if wait::remote_fence() {
+            // (Without the barrier the side stays *arming*, which only a
+            // sleeper turns into anything else.)
+            assert!(writers.describe().contains("fence lightly"), "{}", writers.describe());
+        }
     }
 
     /// A mailbox line and `idle` word, for ring 0.
