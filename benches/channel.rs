@@ -778,7 +778,9 @@ fn rtt_queue_sleep_by_turns(iters: u64) -> (Duration, Duration) {
 
 // ----- one-way throughput, 64-byte messages -----
 
-/// A bare ring in shared memory, the floor of the one-way stream.
+/// A one-way stream between a forked producer and the parent, for
+/// [`tput_floor`] and [`tput_by_turns`]: a floor (a bare ring, `memcpy`,
+/// a bare handoff) or one of ours.
 trait Floor {
     /// Readies this side in the process it runs in, before the first
     /// message: writes to every page of the buffers it writes from (after a
