@@ -180,6 +180,11 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> 
         ready.iter().for_each(|&i| objects[i].sleepers().0.spun());
         return ready;
     }
+    if futex_wait::expired(deadline) {
+        // A zero timeout only looks: it will not sleep, so it neither
+        // counts itself nor arms the rings.
+        return ready;
+    }
     loop {
         // Counted as a sleeper before reading the words and looking, so a
         // producer that publishes after the look sees the count and wakes us
@@ -240,6 +245,9 @@ mod tests {
     #[test]
     fn a_wait_that_finds_a_message_at_once_lets_its_wakers_fence_lightly() {
         let q: Queue<u32> = Queue::new(4096).unwrap();
+        assert!(wait(&[&q], Some(Duration::ZERO)).is_empty());
+        let line = wakers_fence(&q);
+        assert!(line.contains("0 sleeps") && line.contains("(epoch 0)"), "a zero timeout only looks: {line}");
         assert!(wait(&[&q], Some(Duration::from_millis(5))).is_empty());
         let line = wakers_fence(&q);
         assert!(line.contains("1 sleeps") && line.contains("fence fully"), "the sleep armed the ring: {line}");
