@@ -199,11 +199,6 @@ impl RingSleepers {
         self.waiters.load(Ordering::SeqCst) != 0
     }
 
-    /// The sleeper's half, after counting itself and before its last look.
-    fn fence_before_sleep(&self) {
-        fence_before_sleep_on(&[self]);
-    }
-
     /// Whether this side's wakers fence fully, so that a sleeper needs no
     /// barrier.
     fn is_fenced(&self) -> bool {
@@ -487,7 +482,7 @@ fn sleep_until(
     };
     waiters.fetch_add(1, Ordering::SeqCst);
     if let Some(r) = ring {
-        r.fence_before_sleep();
+        fence_before_sleep_on(&[r]);
     }
     let seq = word.load(Ordering::SeqCst);
     if ready() {
@@ -543,19 +538,19 @@ mod tests {
         let s = RingSleepers::default();
         if !remote_fence() {
             // No barrier here: the word stays *arming*, and wakers fence fully.
-            s.fence_before_sleep();
+            fence_before_sleep_on(&[&s]);
             assert_eq!(word(&s), EPOCH | ARMING);
             return;
         }
-        s.fence_before_sleep();
+        fence_before_sleep_on(&[&s]);
         assert_eq!(word(&s), EPOCH | FENCED, "armed, in a new epoch");
-        s.fence_before_sleep();
+        fence_before_sleep_on(&[&s]);
         assert_eq!(word(&s), EPOCH | FENCED, "the next sleeper needs no barrier and changes nothing");
         s.spun();
         assert_eq!(word(&s), EPOCH | LIGHT);
         s.spun();
         assert_eq!(word(&s), EPOCH | LIGHT);
-        s.fence_before_sleep();
+        fence_before_sleep_on(&[&s]);
         assert_eq!(word(&s), (2 * EPOCH) | FENCED, "armed again, in the next epoch");
     }
 
@@ -567,9 +562,9 @@ mod tests {
             assert_eq!((word(&a), word(&b)), (EPOCH | ARMING, EPOCH | ARMING));
             return;
         }
-        b.fence_before_sleep();
+        fence_before_sleep_on(&[&b]);
         b.spun();
-        b.fence_before_sleep();
+        fence_before_sleep_on(&[&b]);
         assert_eq!(word(&b), (2 * EPOCH) | FENCED);
         fence_before_sleep_on(&[&a, &b]);
         assert_eq!(word(&a), EPOCH | FENCED, "armed with the barrier");
