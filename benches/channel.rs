@@ -36,7 +36,9 @@
 //!   `Plain<[u8; 64]>` messages (`_plain`: raw bytes, no encoding) and with
 //!   `put_bytes`/`get_bytes`, `send_bytes`/`recv_bytes` (`_bytes`: a `Vec`
 //!   per received message); the pipe also with `recv_bytes_into` a buffer
-//!   (`_bytes_into`). All rings (and the SPSC floor) are 256 KiB.
+//!   (`_bytes_into`) and written and read in place (`_zero_copy`: `reserve`,
+//!   the fields written into the slot, `commit`; `recv_in_place`). All
+//!   rings (and the SPSC floor) are 256 KiB.
 //! - `msg_1MiB`: a one-way stream of 1 MiB messages. Floors: a single-core
 //!   `memcpy` of 1 MiB, and four 1 MiB slots in shared memory that one
 //!   process copies into and the other folds in place (`raw_handoff`). Peer: `UnixStream` (`write_all`/`read_exact`, default
@@ -455,6 +457,7 @@ fn groups() -> Vec<(&'static str, Option<Throughput>, Vec<Bench>)> {
                 bench("tput_64B/pipe_plain", |n| tput_pipe(How::Plain, n)),
                 bench("tput_64B/pipe_bytes", |n| tput_pipe(How::Bytes, n)),
                 bench("tput_64B/pipe_bytes_into", |n| tput_pipe(How::BytesInto, n)),
+                bench("tput_64B/pipe_zero_copy", |n| tput_pipe(How::ZeroCopy, n)),
                 bench("tput_64B/unix_stream", tput_unix_stream),
                 bench("tput_64B/queue_1to1_plain", |n| tput_queue(1, How::Plain, n)),
                 bench("tput_64B/queue_1to1_bytes", |n| tput_queue(1, How::Bytes, n)),
@@ -917,7 +920,8 @@ fn pipe_take(rx: &Connection<RecvOnly>, how: How, m: &mut M64) -> u64 {
             assert_eq!(rx.recv_bytes_into(m).expect("recv_bytes_into"), 64);
             seq_of(black_box(m))
         }
-        _ => seq_of(&rx.recv_bytes().expect("recv_bytes")),
+        How::ZeroCopy => seq_of(&rx.recv_in_place().expect("recv_in_place")),
+        How::Bytes => seq_of(&rx.recv_bytes().expect("recv_bytes")),
     }
 }
 
@@ -926,7 +930,14 @@ fn pipe_take(rx: &Connection<RecvOnly>, how: How, m: &mut M64) -> u64 {
 fn pipe_put(tx: &Connection<SendOnly>, how: How, s: u64) {
     match how {
         How::Plain => tx.send(&Plain(msg64(s))).expect("send"),
-        _ => tx.send_bytes(&msg64(s)).expect("send_bytes"),
+        How::ZeroCopy => {
+            // Written in place, as `msg64` lays it out.
+            let mut slot = tx.reserve(64).expect("reserve");
+            slot[..8].copy_from_slice(&s.to_le_bytes());
+            slot[8..].fill(0x5a);
+            slot.commit();
+        }
+        How::Bytes | How::BytesInto => tx.send_bytes(&msg64(s)).expect("send_bytes"),
     }
 }
 
@@ -1499,7 +1510,7 @@ impl Floor for BigStream {
 type Row = (&'static str, &'static str, &'static str, Option<(bool, f64)>);
 
 /// The ratios the targets of issue 3 are stated in (and a few more).
-const ROWS: [Row; 26] = [
+const ROWS: [Row; 27] = [
     ("Pipe RTT spinning / raw cache-line", "rtt_8B/pipe_spin", "rtt_8B/raw_cacheline", Some((true, 2.0))),
     // The same target for a blocking `recv` whose reply comes within its
     // spin window ("receiver spinning or within its spin window").
@@ -1519,6 +1530,7 @@ const ROWS: [Row; 26] = [
     ("Pipe 64 B plain msg/s / SPSC ring", "tput_64B/pipe_plain", "tput_64B/spsc_ring", Some((false, 0.5))),
     ("Pipe 64 B bytes msg/s / SPSC ring", "tput_64B/pipe_bytes", "tput_64B/spsc_ring", Some((false, 0.5))),
     ("Pipe 64 B bytes_into msg/s / SPSC", "tput_64B/pipe_bytes_into", "tput_64B/spsc_ring", Some((false, 0.5))),
+    ("Pipe 64 B zero-copy msg/s / SPSC", "tput_64B/pipe_zero_copy", "tput_64B/spsc_ring", None),
     // What the record format costs, and what the rest of the pipe's path.
     ("raw records msg/s / SPSC ring", "tput_64B/raw_records", "tput_64B/spsc_ring", None),
     ("Pipe 64 B plain msg/s / raw records", "tput_64B/pipe_plain", "tput_64B/raw_records", None),
@@ -1583,6 +1595,9 @@ fn by_turns(num: &str, den: &str) -> Option<fn(u64) -> (Duration, Duration)> {
         ("tput_64B/pipe_bytes", "tput_64B/spsc_ring") => Some(|n| tput_pipe_by_turns(&Spsc::new(), How::Bytes, n)),
         ("tput_64B/pipe_bytes_into", "tput_64B/spsc_ring") => {
             Some(|n| tput_pipe_by_turns(&Spsc::new(), How::BytesInto, n))
+        }
+        ("tput_64B/pipe_zero_copy", "tput_64B/spsc_ring") => {
+            Some(|n| tput_pipe_by_turns(&Spsc::new(), How::ZeroCopy, n))
         }
         ("tput_64B/raw_records", "tput_64B/spsc_ring") => Some(|n| tput_by_turns(n, &Spsc::new(), &Records::new())),
         ("tput_64B/pipe_plain", "tput_64B/raw_records") => Some(|n| tput_pipe_by_turns(&Records::new(), How::Plain, n)),

@@ -530,7 +530,18 @@ impl End {
             .map_err(recv_error)
     }
 
+    #[inline]
     fn reserve(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
+        if !self.peer_gone(false) {
+            if let Some(slot) = self.send_ring().reserve_fast(len) {
+                return Ok(WriteSlot::from_slot(slot));
+            }
+        }
+        self.reserve_slow(len, how)
+    }
+
+    #[inline(never)]
+    fn reserve_slow(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
         match self.sending(how, |ring, d, t, gone| ring.reserve(len, d, t, gone)) {
             Ok(slot) => Ok(WriteSlot::from_slot(slot)),
             Err(Stop::TooLarge(max)) => Err(SendTimeoutError::Failed((), Failure::TooLarge { len, max })),

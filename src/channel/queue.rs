@@ -457,7 +457,16 @@ impl<T: Message, F: Flavor> Core<T, F> {
         Ok(out)
     }
 
+    #[inline]
     pub(crate) fn reserve(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
+        match self.ring().reserve_fast(len) {
+            Some(slot) => Ok(WriteSlot { slot }),
+            None => self.reserve_slow(len, how),
+        }
+    }
+
+    #[inline(never)]
+    fn reserve_slow(&self, len: usize, how: Wait) -> Result<WriteSlot<'_>, SendTimeoutError<()>> {
         let (deadline, try_only) = how.parts();
         match self.ring().reserve(len, deadline, try_only, &|_: bool| false) {
             Ok(slot) => Ok(WriteSlot { slot }),
@@ -599,11 +608,13 @@ pub struct WriteSlot<'a> {
 
 impl<'a> WriteSlot<'a> {
     /// Wraps a reserved ring slot (also used by `Connection`).
+    #[inline]
     pub(crate) fn from_slot(slot: ring::Slot<'a>) -> Self {
         WriteSlot { slot }
     }
 
     /// Sends the message.
+    #[inline]
     pub fn commit(self) {
         self.slot.commit();
     }
@@ -611,12 +622,14 @@ impl<'a> WriteSlot<'a> {
 
 impl Deref for WriteSlot<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.slot.bytes_ref()
     }
 }
 
 impl DerefMut for WriteSlot<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         self.slot.bytes()
     }
