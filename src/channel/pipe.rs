@@ -549,7 +549,16 @@ impl End {
         }
     }
 
+    #[inline]
     fn recv_in_place(&self, how: Wait) -> Result<ReadView<'_>, RecvTimeoutError> {
+        match self.recv_ring().view_fast() {
+            Some(view) => Ok(ReadView::in_place(view)),
+            None => self.recv_in_place_slow(how),
+        }
+    }
+
+    #[inline(never)]
+    fn recv_in_place_slow(&self, how: Wait) -> Result<ReadView<'_>, RecvTimeoutError> {
         let mut owned = Vec::new();
         let view = self.receiving(how, |ring, d, t, gone| {
             Ok(match ring.recv_view(&mut owned, d, t, gone)? {

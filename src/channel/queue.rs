@@ -475,7 +475,16 @@ impl<T: Message, F: Flavor> Core<T, F> {
         }
     }
 
+    #[inline]
     pub(crate) fn get_in_place(&self, how: Wait) -> Result<ReadView<'_>, RecvTimeoutError> {
+        match self.ring().view_fast() {
+            Some(view) => Ok(ReadView::in_place(view)),
+            None => self.get_in_place_slow(how),
+        }
+    }
+
+    #[inline(never)]
+    fn get_in_place_slow(&self, how: Wait) -> Result<ReadView<'_>, RecvTimeoutError> {
         let (deadline, try_only) = how.parts();
         let gone = |probe: bool| self.shared.others_gone(probe);
         let mut owned = Vec::new();
@@ -658,6 +667,7 @@ pub struct ReadView<'a> {
 
 impl<'a> ReadView<'a> {
     /// A message read in place (also used by `Connection`).
+    #[inline]
     pub(crate) fn in_place(view: ring::View<'a>) -> Self {
         ReadView { inner: ViewInner::Ring(view) }
     }
@@ -668,6 +678,7 @@ impl<'a> ReadView<'a> {
     }
 
     /// Whether the bytes are read in place (not copied).
+    #[inline]
     pub fn is_in_place(&self) -> bool {
         matches!(self.inner, ViewInner::Ring(_))
     }
@@ -675,6 +686,7 @@ impl<'a> ReadView<'a> {
 
 impl Deref for ReadView<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         match &self.inner {
             ViewInner::Ring(v) => v.bytes(),

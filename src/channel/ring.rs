@@ -1271,6 +1271,39 @@ impl<'a> Ring<'a> {
         }
     }
 
+    /// The common case of [`recv_view`](Self::recv_view), inline as
+    /// [`recv_fast`](Self::recv_fast) is: the receive side is biased to
+    /// this thread, the mailbox is empty and a whole message of this lap
+    /// waits at `head`. `None` for anything else (nothing was done): the
+    /// general path answers, waits or reports. Measured (fork harness, a
+    /// one-way pipe, 64-byte messages written in place with `reserve` and
+    /// read with `recv_in_place`, builds alternated three times, session
+    /// 17): 69.7–69.8 -> 59.3–59.9 ns a message (medians of three runs).
+    #[inline(always)]
+    pub(crate) fn view_fast(self) -> Option<View<'a>> {
+        let ctrl: &'a RingCtrl = self.ctrl;
+        let held = ctrl.recv.enter_biased_quick(self.fence)?;
+        let head = self.cons().head.load(Ordering::Relaxed);
+        if head % 8 != 0 {
+            return None;
+        }
+        // The ring's header before the mailbox (see "Order" in `mail`): a
+        // message there is older than the record, and is the general
+        // path's to deliver first.
+        let word = self.word(head).load(Ordering::Acquire);
+        if self.mail.is_some_and(|mail| mail.pending(&self.cons().mail_taken)) {
+            return None;
+        }
+        if word >> 32 != Record::encode(FULL, 0, self.lap(head)) >> 32 {
+            return None;
+        }
+        let len = word & 0xffff_ffff;
+        if Record::size(len) > self.cap - (head & (self.cap - 1)) {
+            return None;
+        }
+        Some(View { ring: self, head, len: len as usize, _held: held })
+    }
+
     /// Receives one message in place when it is a single record: the view
     /// holds `recv_lock` and releases the record when dropped. A streamed
     /// message is assembled into `scratch` instead.
@@ -1472,6 +1505,7 @@ pub(crate) struct View<'a> {
 
 impl View<'_> {
     /// The message.
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: `peek` checked the record lies within the buffer and is
         // published; we hold recv_lock, so it is not released under us, and
@@ -1481,6 +1515,7 @@ impl View<'_> {
 }
 
 impl Drop for View<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.ring.advance(self.head, &Record { kind: FULL, len: self.len as u64 }, true);
     }
@@ -1989,6 +2024,44 @@ mod tests {
         assert_eq!(ring.recv_fast(&mut read, None), Err(Miss::Empty));
         ring.close();
         assert_eq!(ring.recv_fast(&mut read, None), Err(Miss::Unsure), "closed: the general path says so");
+    }
+
+    /// The inline in-place receive gives a view only of a whole record of
+    /// this lap at `head` with the side biased and the mailbox empty; a
+    /// message in the mailbox (older than any record), an empty ring and a
+    /// header that is not such a record are the general path's.
+    #[test]
+    fn the_inline_view_takes_only_a_whole_record_with_no_mail_waiting() {
+        let (owned, mails) = (Owned::new(), Mails::default());
+        let ring = owned.ring().with_mail(mails.mailbox());
+        let mut scratch = Vec::new();
+        assert!(!send_says_mail(&ring, &[3; 40]));
+        assert!(ring.view_fast().is_none(), "not biased yet");
+        assert_eq!(ring.recv_view(&mut scratch, None, true, &never_gone).unwrap().unwrap().bytes(), &[3; 40]);
+        earn_bias(&ring);
+        assert!(ring.view_fast().is_none(), "empty");
+        // (A receive that finds the ring empty tells producers so, and small
+        // messages take the mailbox again.)
+        assert_eq!(ring.recv_fast(&mut <[u8]>::to_vec, None), Err(Miss::Empty));
+        assert!(send_says_mail(&ring, b"mail"));
+        assert!(!send_says_mail(&ring, &[4; 40]), "the ring is not drained: a record");
+        assert!(ring.view_fast().is_none(), "the mail first");
+        assert!(ring.recv_view(&mut scratch, None, true, &never_gone).unwrap().is_none());
+        assert_eq!(scratch, b"mail");
+        let view = ring.view_fast().expect("a whole record");
+        assert_eq!(view.bytes(), &[4; 40]);
+        assert!(ring.view_fast().is_none(), "this thread is inside already");
+        drop(view);
+        assert!(ring.view_fast().is_none(), "released: empty again");
+        // A header that is not a whole record of this lap: left alone.
+        assert!(!send_says_mail(&ring, &[5; 40]));
+        let head = ring.cons().head.load(Ordering::Relaxed);
+        let good = ring.word(head).load(Ordering::Relaxed);
+        ring.word(head).store(Record::encode(FULL, 40, ring.lap(head) + 1), Ordering::Relaxed);
+        assert!(ring.view_fast().is_none(), "a stale lap");
+        assert!(matches!(ring.recv_view(&mut scratch, None, true, &never_gone), Err(Stop::Broken(_))));
+        ring.word(head).store(good, Ordering::Relaxed);
+        assert_eq!(ring.view_fast().expect("the record").bytes(), &[5; 40]);
     }
 
     /// A mailbox header that a peer overwrote is reported by every form of
