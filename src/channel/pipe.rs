@@ -1041,14 +1041,13 @@ impl<D: CanSend> Connection<D> {
     /// [`capacity`](Self::capacity). Other senders on this end wait until
     /// the slot is committed or dropped.
     ///
-    /// For large messages: the slot holds the sending side's lock while the
-    /// caller writes, and goes the general way, not the inline one of
-    /// [`send`](Self::send), which never lets the caller run with the side
-    /// held. A stream of 64-byte messages written with `reserve` and read
-    /// with [`recv_in_place`](Self::recv_in_place) took 100–115 ns a
-    /// message where `send` and `recv` took 26–50 ns (session 11); 1 MiB
-    /// messages move this way at 0.8–1.0x the speed of one `memcpy` of
-    /// them (`benches/README.md`).
+    /// The slot holds the sending side while the caller writes. Its common
+    /// case (the side used by this thread alone, room without wrapping
+    /// around) is inline, as [`send`](Self::send)'s is, and so is that of
+    /// [`recv_in_place`](Self::recv_in_place): a stream of 64-byte
+    /// messages written and read in place runs at 0.8–1.0x the rate of one
+    /// sent and received by copy, and 1 MiB messages at 0.8–1.0x the speed
+    /// of one `memcpy` of them (`benches/README.md`, session 17).
     ///
     /// # Errors
     ///

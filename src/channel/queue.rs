@@ -935,10 +935,10 @@ macro_rules! queue_type {
 
             /// Reserves room for a message of exactly `len` bytes, to be
             /// written in place (zero-copy) and then committed. `len` may be
-            /// at most half the capacity. For large messages: the slot holds
-            /// the sending side's lock while the caller writes, which small
-            /// messages pay more for than for their copy (see
-            /// `Connection::reserve`).
+            /// at most half the capacity. The slot holds the sending side
+            /// while the caller writes: other producers wait until it is
+            /// committed or dropped. Small messages are as cheap this way as
+            /// by copy (see `Connection::reserve`).
             ///
             /// # Errors
             ///
