@@ -741,8 +741,9 @@ impl<'a> Ring<'a> {
     #[inline(always)]
     fn write_record(&self, place: Place, kind: u8, payload: &[u8]) {
         cpu::prefetch_write(self.at(place.pos.wrapping_add(WRITE_AHEAD)));
-        // SAFETY: `room` reserved the record's bytes at `place.pos`,
-        // contiguous and inside the buffer; the payload follows the header.
+        // SAFETY: `room` (or, inline, `fits_fast`) reserved the record's
+        // bytes at `place.pos`, contiguous and inside the buffer; the
+        // payload follows the header.
         unsafe { copy_payload(self.at(place.pos).add(HEADER as usize), payload) };
         self.publish(place, kind, payload.len() as u64);
     }
@@ -1474,10 +1475,10 @@ impl Slot<'_> {
     /// The bytes to fill.
     #[inline]
     pub(crate) fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: `room` reserved `len` payload bytes after the header at
-        // `pos`, contiguous and unpublished; we hold send_lock, so nobody else
-        // writes them, and consumers read them only after the header is
-        // published.
+        // SAFETY: `room` (or, inline, `fits_fast`) reserved `len` payload
+        // bytes after the header at `pos`, contiguous and unpublished; we
+        // hold send_lock, so nobody else writes them, and consumers read
+        // them only after the header is published.
         unsafe { std::slice::from_raw_parts_mut(self.ring.at(self.place.pos).add(HEADER as usize), self.len) }
     }
 
@@ -1507,9 +1508,9 @@ impl View<'_> {
     /// The message.
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: `peek` checked the record lies within the buffer and is
-        // published; we hold recv_lock, so it is not released under us, and
-        // producers never write published bytes.
+        // SAFETY: `peek` (or, inline, `view_fast`) checked the record lies
+        // within the buffer and is published; we hold recv_lock, so it is
+        // not released under us, and producers never write published bytes.
         unsafe { std::slice::from_raw_parts(self.ring.at(self.head).add(HEADER as usize), self.len) }
     }
 }
