@@ -338,6 +338,85 @@ fn queue_consumer_killed_holding_the_lock_loses_nothing() {
     assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
 }
 
+/// Writes `0..n` in place (by then the send side is biased to this
+/// thread, and `reserve` takes its inline path), then reserves one more
+/// slot, writes `u32::MAX` into it, says so on `flag` and hangs without
+/// committing it, inside the send side, until killed.
+fn write_in_place_and_hang(arg: (Queue<Plain<u32>>, u32, Value<u32>)) {
+    let (q, n, flag) = arg;
+    for i in 0..n {
+        let mut slot = q.reserve(4).unwrap();
+        slot.copy_from_slice(&i.to_le_bytes());
+        slot.commit();
+    }
+    let mut slot = q.reserve(4).unwrap();
+    slot.copy_from_slice(&u32::MAX.to_le_bytes());
+    flag.set(1).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn queue_producer_killed_holding_a_slot_loses_only_that_message() {
+    let _watchdog = watchdog(WATCH);
+    let q: Queue<Plain<u32>> = Queue::new(64 << 10).unwrap();
+    let holding = Value::new(0u32).unwrap();
+    let mut writer = Process::new(write_in_place_and_hang, (q.clone(), 500, holding.clone()));
+    writer.start().unwrap();
+    wait_for_flag(&holding, 1);
+    assert_eq!(q.len(), 500);
+    writer.kill().unwrap();
+    assert_eq!(join(&mut writer), -9);
+    // The dead writer's side (biased to it, and entered) is taken over; its
+    // slot was never committed, so nothing of it arrives.
+    q.put_timeout(Plain(1000), LONG).unwrap();
+    for i in 0..500 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), Plain(i));
+    }
+    assert_eq!(q.get_timeout(LONG).unwrap(), Plain(1000));
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
+}
+
+/// Takes `n` messages in place, checking they are `0..n` (by then the
+/// receive side is biased to this thread, and `get_in_place` takes its
+/// inline path), then takes one more in place, reports its value + 1 on
+/// `flag` and holds it until killed.
+fn take_many_in_place_and_hang(arg: (Queue<Plain<u32>>, u32, Value<u32>)) {
+    let (q, n, flag) = arg;
+    for i in 0..n {
+        let view = q.get_in_place().unwrap();
+        assert_eq!(&*view, &i.to_le_bytes()[..]);
+    }
+    let view = q.get_in_place().unwrap();
+    assert!(view.is_in_place());
+    flag.set(u32::from_le_bytes((*view).try_into().unwrap()) + 1).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn queue_consumer_killed_holding_a_view_loses_nothing() {
+    let _watchdog = watchdog(WATCH);
+    let q: Queue<Plain<u32>> = Queue::new(64 << 10).unwrap();
+    for i in 0..600 {
+        q.put(Plain(i)).unwrap();
+    }
+    let holding = Value::new(0u32).unwrap();
+    let mut reader = Process::new(take_many_in_place_and_hang, (q.clone(), 500, holding.clone()));
+    reader.start().unwrap();
+    wait_for_flag(&holding, 501); // it holds message 500
+    reader.kill().unwrap();
+    assert_eq!(join(&mut reader), -9);
+    // The message it held was never delivered: it comes first.
+    for i in 500..600 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), Plain(i));
+    }
+    assert!(matches!(q.try_get(), Err(TryRecvError::Empty)));
+    assert_eq!(q.len(), 0);
+}
+
 /// Says it is about to get, then takes messages until `u32::MAX` and
 /// reports them.
 fn get_until_stop(arg: (Queue<u32>, Value<u32>, Queue<Vec<u32>>)) {
