@@ -1707,6 +1707,7 @@ fn summary(pairs: &[Option<Paired>]) {
         }
     });
     println!("\nchannel summary: median of the {SAMPLES} measured samples of each benchmark, this run");
+    println!("  host: {}", host());
     println!("  (others: CPUs' worth of time used by other processes meanwhile; steal: taken by the hypervisor)");
     for id in &ids {
         let (Some(ns), Some((others, steal))) = (median_ns(id), load(id)) else { continue };
@@ -1745,6 +1746,39 @@ fn summary(pairs: &[Option<Paired>]) {
             None => println!(),
         }
     }
+}
+
+/// What this run's figures depend on beyond the code: the CPU, as the
+/// kernel names it, with the features the channels' paths use or that tell
+/// hosts apart, and how long a `PAUSE` (`spin_loop`) takes, which sets how
+/// finely a spinning receiver looks (25 ns on one of the EPYC hosts, 29 ns
+/// on another). Figures from different hosts differ by more than their
+/// ratios show (benches/README.md, sessions 16 and 17).
+fn host() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map_or(String::new(), |(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags");
+    let has: Vec<&str> = ["avx2", "avx512f", "3dnowprefetch", "cldemote"]
+        .into_iter()
+        .filter(|f| flags.split(' ').any(|x| x == *f))
+        .collect();
+    let n = 1_000_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        spin_loop();
+    }
+    let pause = start.elapsed().as_nanos() as f64 / f64::from(n);
+    format!(
+        "{} ({} CPUs; {}); spin_loop {pause:.1} ns",
+        field("model name"),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        has.join(", ")
+    )
 }
 
 fn main() {
