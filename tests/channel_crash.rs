@@ -30,11 +30,24 @@ fn jitter(range: u64) -> u64 {
 }
 
 /// Sleeps until the victim has had time to get somewhere random, then
-/// kills it and checks it died of the signal.
+/// kills it (see [`kill_now`]).
 fn kill_at_random(victim: &mut Process, max_ms: u64) {
     std::thread::sleep(Duration::from_millis(jitter(max_ms)));
+    kill_now(victim);
+}
+
+/// Kills the victim and checks it died of the signal.
+fn kill_now(victim: &mut Process) {
     victim.kill().unwrap();
     assert_eq!(join(victim), -9);
+}
+
+/// Starts `p` and waits until it sets `flag` to `want` (it has got where
+/// the test wants it).
+fn start_until(mut p: Process, flag: &Value<u32>, want: u32) -> Process {
+    p.start().unwrap();
+    wait_for_flag(flag, want);
+    p
 }
 
 /// Checks what consumers got from producers that put `0..count` (or, for
@@ -309,18 +322,14 @@ fn queue_consumer_killed_holding_the_lock_loses_nothing() {
         q.put(Plain(i)).unwrap();
     }
     let holding = Value::new(0u32).unwrap();
-    let mut holder = Process::new(take_in_place_and_hang, (q.clone(), holding.clone()));
-    holder.start().unwrap();
-    wait_for_flag(&holding, 1); // it holds message 0, and the receive lock
+    // It holds message 0, and the receive lock.
+    let mut holder = start_until(Process::new(take_in_place_and_hang, (q.clone(), holding.clone())), &holding, 1);
     let ready = Value::new(0u32).unwrap();
-    let mut waiter = Process::new(get_one, (q.clone(), ready.clone(), results.clone()));
-    waiter.start().unwrap();
-    wait_for_flag(&ready, 1);
+    let mut waiter = start_until(Process::new(get_one, (q.clone(), ready.clone(), results.clone())), &ready, 1);
     std::thread::sleep(Duration::from_millis(100)); // let it block on the lock
     assert!(matches!(results.try_get(), Err(TryRecvError::Empty)), "got a message while the lock was held");
     assert_eq!(q.len(), 10);
-    holder.kill().unwrap();
-    assert_eq!(join(&mut holder), -9);
+    kill_now(&mut holder);
     // The message the dead consumer held was never delivered: the waiting
     // consumer gets it, then the parent gets the rest in order.
     assert_eq!(results.get_timeout(LONG).unwrap(), 0);
@@ -362,12 +371,9 @@ fn queue_producer_killed_holding_a_slot_loses_only_that_message() {
     let _watchdog = watchdog(WATCH);
     let q: Queue<Plain<u32>> = Queue::new(64 << 10).unwrap();
     let holding = Value::new(0u32).unwrap();
-    let mut writer = Process::new(write_in_place_and_hang, (q.clone(), 500, holding.clone()));
-    writer.start().unwrap();
-    wait_for_flag(&holding, 1);
+    let mut writer = start_until(Process::new(write_in_place_and_hang, (q.clone(), 500, holding.clone())), &holding, 1);
     assert_eq!(q.len(), 500);
-    writer.kill().unwrap();
-    assert_eq!(join(&mut writer), -9);
+    kill_now(&mut writer);
     // The dead writer's side (biased to it, and entered) is taken over; its
     // slot was never committed, so nothing of it arrives.
     q.put_timeout(Plain(1000), LONG).unwrap();
@@ -404,11 +410,10 @@ fn queue_consumer_killed_holding_a_view_loses_nothing() {
         q.put(Plain(i)).unwrap();
     }
     let holding = Value::new(0u32).unwrap();
-    let mut reader = Process::new(take_many_in_place_and_hang, (q.clone(), 500, holding.clone()));
-    reader.start().unwrap();
-    wait_for_flag(&holding, 501); // it holds message 500
-    reader.kill().unwrap();
-    assert_eq!(join(&mut reader), -9);
+    // It holds message 500.
+    let mut reader =
+        start_until(Process::new(take_many_in_place_and_hang, (q.clone(), 500, holding.clone())), &holding, 501);
+    kill_now(&mut reader);
     // The message it held was never delivered: it comes first.
     for i in 500..600 {
         assert_eq!(q.get_timeout(LONG).unwrap(), Plain(i));
@@ -442,8 +447,7 @@ fn queue_consumer_killed_blocked_in_get_leaves_the_others_working() {
     }
     std::thread::sleep(Duration::from_millis(200)); // all three asleep in get
     let mut victim = consumers.remove(0);
-    victim.kill().unwrap();
-    assert_eq!(join(&mut victim), -9);
+    kill_now(&mut victim);
     let start = Instant::now();
     for i in 0..1_000 {
         q.put_timeout(i, LONG).unwrap();
