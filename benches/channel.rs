@@ -29,8 +29,10 @@
 //! - `tput_64B`: a one-way stream of 64-byte messages; time per message,
 //!   measured in the consuming parent from "go" to the last message.
 //!   Floors: a bare lock-free SPSC ring of 64-byte slots in shared memory
-//!   (`spsc_ring`), and a bare ring of length-prefixed records in the format
-//!   of ours, with nothing else (`raw_records`). Peers: `UnixStream` (one `write_all` and one
+//!   (`spsc_ring`), a bare ring of length-prefixed records in the format
+//!   of ours, with nothing else (`raw_records`), and the same with the
+//!   shared stores and loads that our send cannot do without
+//!   (`raw_control`: the least this protocol costs on the host). Peers: `UnixStream` (one `write_all` and one
 //!   `read_exact` per message), `ipc-channel`. Ours: a one-way `Pipe` and a
 //!   `Queue` with one and with two producer processes, each with typed
 //!   `Plain<[u8; 64]>` messages (`_plain`: raw bytes, no encoding) and with
@@ -454,6 +456,7 @@ fn groups() -> Vec<(&'static str, Option<Throughput>, Vec<Bench>)> {
             vec![
                 bench("tput_64B/spsc_ring", |n| tput_floor(Spsc::new(), n)),
                 bench("tput_64B/raw_records", |n| tput_floor(Records::new(), n)),
+                bench("tput_64B/raw_control", |n| tput_floor(Records::with_control(), n)),
                 bench("tput_64B/pipe_plain", |n| tput_pipe(How::Plain, n)),
                 bench("tput_64B/pipe_bytes", |n| tput_pipe(How::Bytes, n)),
                 bench("tput_64B/pipe_bytes_into", |n| tput_pipe(How::BytesInto, n)),
@@ -1096,8 +1099,20 @@ impl Floor for Spsc {
 /// record; the producer reads `head` only when its cached copy says the
 /// ring is full. Against `spsc_ring` this is what variable-length records
 /// cost; against it, the `Pipe` shows what the rest of its path costs.
+///
+/// With `control` (`raw_control`), the producer also makes, per record,
+/// the other shared-memory accesses of a pipe's send, each on a line of its
+/// own as in a ring's control block: `busy` stored before and after the
+/// record and the `revoke` word beside it read (entering and leaving a side
+/// biased to the sender), the `published` count and `tail` stored, the
+/// receivers' sleeper count read (is anyone to wake). No checks, no
+/// branches on what is read: the least a send of this protocol costs on
+/// the host, which says whether the pipe's target is within reach there
+/// (benches/README.md, session 18). (`published` serves queues and
+/// `multiproc info`; a pipe without it measured no faster, session 17.)
 struct Records {
     shm: Shm,
+    control: bool,
 }
 
 /// A header and a 64-byte payload.
@@ -1105,9 +1120,19 @@ const RECORD: u64 = 72;
 /// The header of a padding record (no record header is ever this).
 const PAD_HEADER: u64 = u64::MAX;
 
+/// Where `Records` with `control` keeps its words, in the first page
+/// beside `head` (0) and `tail` (128): lines of their own.
+const BUSY_LINE: usize = 1024;
+const PROD_LINE: usize = 1152;
+const SLEEPERS_LINE: usize = 1280;
+
 impl Records {
     fn new() -> Records {
-        Records { shm: Shm::new(SPSC_DATA + RING) }
+        Records { shm: Shm::new(SPSC_DATA + RING), control: false }
+    }
+
+    fn with_control() -> Records {
+        Records { control: true, ..Records::new() }
     }
 
     fn head(&self) -> &AtomicU64 {
@@ -1143,7 +1168,16 @@ impl Floor for Records {
         let head = self.head();
         // Where the last call left off (a stream measured by turns).
         let (mut tail, mut h) = (self.tail().load(Ordering::Relaxed), head.load(Ordering::Acquire));
+        let (busy, revoke) = (self.shm.u64_at(BUSY_LINE), self.shm.u64_at(BUSY_LINE + 8));
+        let (prod_tail, published) = (self.shm.u64_at(PROD_LINE), self.shm.u64_at(PROD_LINE + 8));
+        let sleepers = self.shm.u64_at(SLEEPERS_LINE);
+        let mut seen = 0u64;
         for s in 0..n {
+            if self.control {
+                busy.store(1, Ordering::Relaxed);
+                std::sync::atomic::compiler_fence(Ordering::SeqCst);
+                seen |= revoke.load(Ordering::Acquire);
+            }
             let to_end = cap - tail % cap;
             // The record, the padding in front of it if any, and the next
             // header, which is zeroed.
@@ -1163,9 +1197,18 @@ impl Floor for Records {
             // past them) and only this producer writes free bytes.
             unsafe { self.payload(tail).write(msg64(s)) };
             self.word(tail + RECORD).store(0, Ordering::Relaxed);
+            if self.control {
+                published.store(published.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
             self.word(tail).store(Self::header(tail), Ordering::Release);
             tail += RECORD;
+            if self.control {
+                prod_tail.store(tail, Ordering::Relaxed);
+                seen |= sleepers.load(Ordering::SeqCst);
+                busy.store(0, Ordering::Release);
+            }
         }
+        black_box(seen);
         self.tail().store(tail, Ordering::Relaxed);
     }
 
@@ -1510,7 +1553,7 @@ impl Floor for BigStream {
 type Row = (&'static str, &'static str, &'static str, Option<(bool, f64)>);
 
 /// The ratios the targets of issue 3 are stated in (and a few more).
-const ROWS: [Row; 27] = [
+const ROWS: [Row; 29] = [
     ("Pipe RTT spinning / raw cache-line", "rtt_8B/pipe_spin", "rtt_8B/raw_cacheline", Some((true, 2.0))),
     // The same target for a blocking `recv` whose reply comes within its
     // spin window ("receiver spinning or within its spin window").
@@ -1534,6 +1577,9 @@ const ROWS: [Row; 27] = [
     // What the record format costs, and what the rest of the pipe's path.
     ("raw records msg/s / SPSC ring", "tput_64B/raw_records", "tput_64B/spsc_ring", None),
     ("Pipe 64 B plain msg/s / raw records", "tput_64B/pipe_plain", "tput_64B/raw_records", None),
+    // The least this protocol's send costs on the host (see `Records`).
+    ("records + control msg/s / SPSC ring", "tput_64B/raw_control", "tput_64B/spsc_ring", None),
+    ("Pipe 64 B plain msg/s / records + ctl", "tput_64B/pipe_plain", "tput_64B/raw_control", None),
     ("Queue 1->1 plain msg/s / UnixStream", "tput_64B/queue_1to1_plain", "tput_64B/unix_stream", Some((false, 3.0))),
     ("Queue 1->1 bytes msg/s / UnixStream", "tput_64B/queue_1to1_bytes", "tput_64B/unix_stream", Some((false, 3.0))),
     ("Queue 2->1 plain msg/s / UnixStream", "tput_64B/queue_2to1_plain", "tput_64B/unix_stream", None),
@@ -1601,6 +1647,12 @@ fn by_turns(num: &str, den: &str) -> Option<fn(u64) -> (Duration, Duration)> {
         }
         ("tput_64B/raw_records", "tput_64B/spsc_ring") => Some(|n| tput_by_turns(n, &Spsc::new(), &Records::new())),
         ("tput_64B/pipe_plain", "tput_64B/raw_records") => Some(|n| tput_pipe_by_turns(&Records::new(), How::Plain, n)),
+        ("tput_64B/raw_control", "tput_64B/spsc_ring") => {
+            Some(|n| tput_by_turns(n, &Spsc::new(), &Records::with_control()))
+        }
+        ("tput_64B/pipe_plain", "tput_64B/raw_control") => {
+            Some(|n| tput_pipe_by_turns(&Records::with_control(), How::Plain, n))
+        }
         ("msg_1MiB/queue_zero_copy", "msg_1MiB/memcpy") => {
             Some(|n| tput_by_turns(n, &Memcpy::new(), &BigStream::queue()))
         }
