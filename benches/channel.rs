@@ -1,6 +1,6 @@
 //! Channels against their peers, every peer measured in the same run.
 //!
-//! Run with `cargo bench --bench channel` (about 4 minutes). The other side
+//! Run with `cargo bench --bench channel` (about 6 minutes). The other side
 //! of every measurement is a real second process: forked with `libc::fork`
 //! for the raw floors and the peers, started with [`Process`] and
 //! [`StartMethod::Fork`] for multiproc. Process start-up and join are
@@ -31,9 +31,9 @@
 //!   Floors: a bare lock-free SPSC ring of 64-byte slots in shared memory
 //!   (`spsc_ring`), a bare ring of length-prefixed records in the format
 //!   of ours, with nothing else (`raw_records`), and the same with the
-//!   shared stores and loads that our send cannot do without
-//!   (`raw_control`: the least this protocol costs on the host). Peers: `UnixStream` (one `write_all` and one
-//!   `read_exact` per message), `ipc-channel`. Ours: a one-way `Pipe` and a
+//!   other shared-memory accesses of our send (`raw_control`: the least
+//!   this protocol costs on the host). Peers: `UnixStream` (one
+//!   `write_all` and one `read_exact` per message), `ipc-channel`. Ours: a one-way `Pipe` and a
 //!   `Queue` with one and with two producer processes, each with typed
 //!   `Plain<[u8; 64]>` messages (`_plain`: raw bytes, no encoding) and with
 //!   `put_bytes`/`get_bytes`, `send_bytes`/`recv_bytes` (`_bytes`: a `Vec`
