@@ -50,6 +50,15 @@ fn start_until(mut p: Process, flag: &Value<u32>, want: u32) -> Process {
     p
 }
 
+/// In a child that holds what the test wants it to hold: tells the
+/// parent (`flag` becomes `value`), then waits to be killed.
+fn flag_and_hang(flag: &Value<u32>, value: u32) -> ! {
+    flag.set(value).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// Checks what consumers got from producers that put `0..count` (or, for
 /// `victim`, were killed half-way): no duplicates, every message of the
 /// others, and for the victim exactly `0..k` with `k >= at_least` — its one
@@ -299,10 +308,7 @@ fn take_in_place_and_hang(arg: (Queue<Plain<u32>>, Value<u32>)) {
     let view = q.get_in_place().unwrap();
     assert!(view.is_in_place());
     let value = u32::from_le_bytes((*view).try_into().unwrap());
-    flag.set(value + 1).unwrap();
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    flag_and_hang(&flag, value + 1)
 }
 
 /// Says it is about to get, gets one message and reports it.
@@ -360,10 +366,7 @@ fn write_in_place_and_hang(arg: (Queue<Plain<u32>>, u32, Value<u32>)) {
     }
     let mut slot = q.reserve(4).unwrap();
     slot.copy_from_slice(&u32::MAX.to_le_bytes());
-    flag.set(1).unwrap();
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    flag_and_hang(&flag, 1)
 }
 
 #[test]
@@ -396,10 +399,7 @@ fn take_many_in_place_and_hang(arg: (Queue<Plain<u32>>, u32, Value<u32>)) {
     }
     let view = q.get_in_place().unwrap();
     assert!(view.is_in_place());
-    flag.set(u32::from_le_bytes((*view).try_into().unwrap()) + 1).unwrap();
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    flag_and_hang(&flag, u32::from_le_bytes((*view).try_into().unwrap()) + 1)
 }
 
 #[test]
